@@ -1,0 +1,274 @@
+r"""Implicit Maximum Likelihood Estimation (I-MLE) as a PyTorch autograd op.
+
+Niepert, Minervini, Franceschi, "Implicit MLE: Backpropagating Through Discrete Exponential Family
+Distributions", NeurIPS 2021, arXiv:2106.01798; AIMLE: Minervini, Franceschi, Niepert, AAAI 2023,
+arXiv:2209.04862.
+
+Forward: ``z_s = MAP(θ + τ ε_s)`` with ``ε_s ~ ρ`` (perturb-and-MAP). Backward, for the upstream
+gradient ``g_s = ∂L/∂z_s`` and a target distribution with parameters ``θ'``:
+
+.. math::
+
+    \nabla_\theta L \approx \sum_s \frac{1}{\lambda}\big[ z_s - \mathrm{MAP}(\theta' + \tau' \varepsilon_s) \big],
+    \qquad \theta' = \theta - \lambda g_s,
+
+with the **same** noise ``ε_s`` on both sides. The sum over samples is the chain rule: a loss that
+averages over the sample dimension gets the average.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from .._validation import check_generator, check_int, check_non_negative, check_num_samples, check_theta
+from ..noise import Gumbel, NoiseDistribution
+from ..solvers.base import event_dims_of
+from ..targets import PerturbedTarget, Target
+from ._batching import solve_samples
+
+__all__ = ["IMLE", "imle"]
+
+_DEFAULT_NOISE: Any = object()  # sentinel: ``noise=None`` means "no noise", the default is Gumbel()
+
+
+class _IMLEFunction(torch.autograd.Function):
+    """z = MAP(θ + τ ε) forward; the I-MLE difference of MAP states backward."""
+
+    @staticmethod
+    def forward(ctx, theta: Tensor, eps: Tensor | None, layer: "IMLE", args: tuple, kwargs: dict) -> Tensor:
+        num_samples = layer.num_samples
+        s = 1 if num_samples is None else num_samples
+        if eps is None:
+            perturbed = theta.detach().unsqueeze(0).expand(s, *theta.shape)
+        else:
+            perturbed = torch.add(theta.detach().unsqueeze(0), eps, alpha=layer.temperature)
+        z = solve_samples(layer.solver, perturbed, args, kwargs, num_samples=num_samples, event_dims=layer.event_dims)
+        del perturbed
+        ctx.layer = layer
+        ctx.args = args
+        ctx.kwargs = kwargs
+        ctx.has_eps = eps is not None
+        ctx.save_for_backward(theta.detach(), eps if eps is not None else theta.new_empty(0), z)
+        return z if num_samples is not None else z[0]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, None, None, None, None]:
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None
+        layer: IMLE = ctx.layer
+        theta, eps, z = ctx.saved_tensors
+        eps = eps if ctx.has_eps else None
+        num_samples = layer.num_samples
+        grad_z = grad_output if num_samples is not None else grad_output.unsqueeze(0)
+        gradient = imle_gradient(
+            layer.solver,
+            theta,
+            z,
+            grad_z,
+            eps,
+            layer.target,
+            args=ctx.args,
+            kwargs=ctx.kwargs,
+            num_samples=num_samples,
+            target_temperature=layer.target_temperature,
+            scale_by_step_size=layer.scale_by_step_size,
+            event_dims=layer.event_dims,
+        )
+        return gradient.sum(0), None, None, None, None
+
+
+def imle_gradient(
+    solver: Callable[..., Tensor],
+    theta: Tensor,
+    z: Tensor,
+    grad_z: Tensor,
+    eps: Tensor | None,
+    target: Target,
+    *,
+    args: tuple = (),
+    kwargs: dict | None = None,
+    num_samples: int | None = None,
+    target_temperature: float = 1.0,
+    scale_by_step_size: bool = True,
+    event_dims: int = 1,
+) -> Tensor:
+    """The per-sample I-MLE gradient ``[S, *theta.shape]`` (before the sum over samples).
+
+    ``z`` and ``grad_z`` have shape ``[S, *theta.shape]``; ``eps`` too, or ``None`` for no noise.
+    Exposed for estimators built on I-MLE and for tests; :class:`IMLE` is the user-facing op.
+    """
+    kwargs = {} if kwargs is None else kwargs
+    theta_s = theta.unsqueeze(0).expand_as(grad_z)
+    params = target.params(theta_s, grad_z, event_dims=event_dims)
+
+    def solve(x: Tensor) -> Tensor:
+        # x is a fresh tensor from the target (TargetParams' contract), so the noise is added in place
+        if eps is not None and target_temperature != 0.0:
+            x.add_(eps, alpha=target_temperature)
+        return solve_samples(solver, x, args, kwargs, num_samples=num_samples, event_dims=event_dims)
+
+    z_minus = solve(params.theta_minus)
+    z_plus = z if params.theta_plus is None else solve(params.theta_plus)
+    # z_plus is the saved forward sample in the one-sided case: never modify it in place
+    gradient = z_plus.sub_(z_minus) if params.theta_plus is not None else z_plus - z_minus
+    del z_minus
+    lam = params.step_size
+    if params.two_sided:
+        gradient.mul_(0.5)
+    if isinstance(lam, Tensor):
+        nonzero = lam != 0
+        if scale_by_step_size:
+            gradient.div_(torch.where(nonzero, lam, torch.ones_like(lam)))
+        gradient.mul_(nonzero)
+    elif scale_by_step_size:
+        gradient.div_(lam)
+    observe = getattr(target, "observe", None)
+    if observe is not None:
+        observe(gradient, event_dims=event_dims)
+    return gradient
+
+
+class IMLE(torch.nn.Module):
+    r"""A solver turned into a differentiable layer with I-MLE gradients.
+
+    ``layer(theta, *args, **kwargs)`` returns ``z = MAP(θ + τ ε)`` (one sample with ``theta``'s shape
+    when ``num_samples`` is ``None``; ``[S, *theta.shape]`` with ``num_samples=S``). Extra arguments go
+    to the solver and get no gradient; wrap per-instance tensors with :func:`discograd.per_instance`.
+
+    Args:
+        solver: any callable ``solver(theta, *args, **kwargs)`` maximising ``<θ, z>`` over a batch (see
+            :mod:`discograd.solvers`). Its ``event_dims`` attribute (default 1) says how many trailing
+            dimensions form one instance.
+        noise: the perturbation ρ (anything with ``sample(shape, *, generator, device, dtype)``);
+            ``None`` for no noise (I-MLE "MAP-MAP"). Default :class:`~discograd.noise.Gumbel`; use
+            :class:`~discograd.noise.SumOfGamma` for structures with exactly ``k`` ones.
+        target: the target distribution (:class:`~discograd.targets.PerturbedTarget` by default, λ = 1;
+            :class:`~discograd.targets.AdaptiveTarget` for AIMLE).
+        num_samples: S, or ``None`` for one sample and no sample dimension.
+        temperature: τ, multiplies the forward noise.
+        target_temperature: τ', multiplies the same noise on the target side; ``None`` = ``temperature``.
+        scale_by_step_size: divide by λ (METHOD.md's estimator, the default); ``False`` drops the
+            factor, the convention of the original torch-imle code (the learning rate absorbs it).
+        generator: the ``torch.Generator`` for the noise (on ``theta``'s device); ``None`` uses torch's
+            default generator.
+        event_dims: overrides ``solver.event_dims``.
+
+    Shapes: ``theta`` is ``[*batch, *event]``; the noise has shape ``[S, *theta.shape]`` and is
+    sampled on ``theta``'s device in ``theta``'s dtype. The solver is called once per pass on all
+    samples together (sample-major ``[S * B, ...]``), twice in the backward pass when two-sided.
+
+    Example:
+        >>> import torch, discograd
+        >>> from discograd.noise import SumOfGamma
+        >>> layer = discograd.imle(discograd.solvers.TopK(2), noise=SumOfGamma(k=2), num_samples=8,
+        ...                        generator=torch.Generator().manual_seed(0))
+        >>> theta = torch.tensor([[3.0, 1.0, 2.0, 0.0]], requires_grad=True)
+        >>> z = layer(theta)                       # [8, 1, 4], each row with 2 ones
+        >>> (z * torch.tensor([1.0, 0, 0, 0])).mean(0).sum().backward()
+        >>> theta.grad.shape
+        torch.Size([1, 4])
+    """
+
+    def __init__(
+        self,
+        solver: Callable[..., Tensor],
+        *,
+        noise: NoiseDistribution | None = _DEFAULT_NOISE,
+        target: Target | None = None,
+        num_samples: int | None = None,
+        temperature: float = 1.0,
+        target_temperature: float | None = None,
+        scale_by_step_size: bool = True,
+        generator: torch.Generator | None = None,
+        event_dims: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not callable(solver):
+            raise TypeError(f"solver must be callable as solver(theta, *args, **kwargs); got {type(solver).__name__}")
+        noise = Gumbel() if noise is _DEFAULT_NOISE else noise
+        if noise is not None and not callable(getattr(noise, "sample", None)):
+            raise TypeError(
+                f"noise must have a sample(shape, *, generator, device, dtype) method or be None; got {type(noise).__name__}"
+            )
+        target = PerturbedTarget() if target is None else target
+        if not callable(getattr(target, "params", None)):
+            raise TypeError(f"target must have a params(theta, grad_z, *, event_dims) method; got {type(target).__name__}")
+        if not isinstance(scale_by_step_size, bool):
+            raise TypeError(f"scale_by_step_size must be a bool; got {type(scale_by_step_size).__name__}")
+        self.solver = solver
+        self.noise = noise
+        self.target = target
+        self.num_samples = check_num_samples(num_samples)
+        self.temperature = check_non_negative(temperature, "temperature")
+        self.target_temperature = (
+            self.temperature if target_temperature is None else check_non_negative(target_temperature, "target_temperature")
+        )
+        self.scale_by_step_size = scale_by_step_size
+        self.generator = check_generator(generator)
+        self.event_dims = event_dims_of(solver) if event_dims is None else check_int(event_dims, "event_dims", minimum=0)
+
+    def sample_noise(self, theta: Tensor) -> Tensor | None:
+        """The noise ``ε`` of shape ``[S, *theta.shape]`` on ``theta``'s device and dtype (``None`` if no noise)."""
+        if self.noise is None:
+            return None
+        s = 1 if self.num_samples is None else self.num_samples
+        shape = (s, *theta.shape)
+        eps = self.noise.sample(shape, generator=self.generator, device=theta.device, dtype=theta.dtype)
+        if not isinstance(eps, Tensor) or eps.shape != shape:
+            raise ValueError(
+                f"noise.sample returned {getattr(eps, 'shape', type(eps).__name__)}; expected a tensor of shape {shape}"
+            )
+        return eps
+
+    def forward(self, theta: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        check_theta(theta, "theta", min_dim=max(1, self.event_dims))
+        eps = self.sample_noise(theta)
+        return _IMLEFunction.apply(theta, eps, self, args, kwargs)
+
+    # the target's state (e.g. AIMLE's β) travels with the module's state_dict
+    def get_extra_state(self) -> Any:
+        state_dict = getattr(self.target, "state_dict", None)
+        return {"target": state_dict()} if callable(state_dict) else {}
+
+    def set_extra_state(self, state: Any) -> None:
+        if state and "target" in state:
+            self.target.load_state_dict(state["target"])
+
+    def extra_repr(self) -> str:
+        return (
+            f"solver={self.solver!r}, noise={self.noise!r}, target={self.target!r}, num_samples={self.num_samples}, "
+            f"temperature={self.temperature}, target_temperature={self.target_temperature}, "
+            f"scale_by_step_size={self.scale_by_step_size}"
+        )
+
+
+def imle(solver: Callable[..., Tensor] | None = None, /, **options: Any) -> IMLE | Callable[[Callable[..., Tensor]], IMLE]:
+    """Make an I-MLE layer from a solver; also a decorator.
+
+    ``discograd.imle(solver, noise=..., target=..., num_samples=None, temperature=1.0,
+    target_temperature=None, scale_by_step_size=True, generator=None)`` returns an :class:`IMLE` layer.
+    Used as ``@discograd.imle(noise=...)`` above a solver function, it turns that function into the layer.
+
+    Example:
+        >>> import torch, discograd
+        >>> @discograd.imle(num_samples=4)
+        ... def one_hot_argmax(theta):
+        ...     return torch.nn.functional.one_hot(theta.argmax(-1), theta.shape[-1]).to(theta.dtype)
+        >>> one_hot_argmax(torch.randn(2, 5)).shape
+        torch.Size([4, 2, 5])
+    """
+    if solver is None:
+        def decorate(fn: Callable[..., Tensor]) -> IMLE:
+            layer = IMLE(fn, **options)
+            for attr in ("__name__", "__qualname__", "__doc__", "__module__"):
+                if hasattr(fn, attr):
+                    object.__setattr__(layer, attr, getattr(fn, attr))
+            return layer
+
+        return decorate
+    return IMLE(solver, **options)

@@ -1,0 +1,14 @@
+"""Target distributions for the I-MLE backward pass.
+
+- :class:`PerturbedTarget`: θ' = θ − λg, one- or two-sided (the I-MLE / AIMLE central difference).
+- :class:`AdaptiveTarget`: λ = β‖θ‖/‖g‖ per instance with β steered to a target gradient density (AIMLE).
+
+A user's own target implements ``params(theta, grad_z, *, event_dims) -> TargetParams`` (see
+:class:`Target`).
+"""
+
+from .adaptive import AdaptiveTarget
+from .base import Target, TargetParams, instance_norm
+from .perturbed import PerturbedTarget
+
+__all__ = ["Target", "TargetParams", "PerturbedTarget", "AdaptiveTarget", "instance_norm"]
