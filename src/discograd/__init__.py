@@ -11,7 +11,7 @@ The public API, re-exported explicitly:
 """
 
 from . import exact, noise, solvers, targets, testing
-from .estimators import IMLE, PerInstance, imle, per_instance
+from .estimators import IMLE, PerInstance, StraightThrough, imle, per_instance, straight_through
 from .noise import Gumbel, Normal, SumOfGamma
 from .solvers import Argmax, TopK
 from .targets import AdaptiveTarget, PerturbedTarget
@@ -21,6 +21,8 @@ __version__ = "0.1.0"
 __all__ = [
     "IMLE",
     "imle",
+    "StraightThrough",
+    "straight_through",
     "per_instance",
     "PerInstance",
     "Gumbel",

@@ -24,15 +24,14 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .._validation import check_generator, check_int, check_non_negative, check_num_samples, check_theta
-from ..noise import Gumbel, NoiseDistribution
-from ..solvers.base import event_dims_of
+from .._validation import check_non_negative, check_theta
+from ..noise import NoiseDistribution
 from ..targets import PerturbedTarget, Target
+from ._base import DEFAULT_NOISE, PerturbAndMAP, layer_or_decorator
 from ._batching import solve_samples
 
 __all__ = ["IMLE", "imle"]
 
-_DEFAULT_NOISE: Any = object()  # sentinel: ``noise=None`` means "no noise", the default is Gumbel()
 
 
 class _IMLEFunction(torch.autograd.Function):
@@ -41,13 +40,7 @@ class _IMLEFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, theta: Tensor, eps: Tensor | None, layer: "IMLE", args: tuple, kwargs: dict) -> Tensor:
         num_samples = layer.num_samples
-        s = 1 if num_samples is None else num_samples
-        if eps is None:
-            perturbed = theta.detach().unsqueeze(0).expand(s, *theta.shape)
-        else:
-            perturbed = torch.add(theta.detach().unsqueeze(0), eps, alpha=layer.temperature)
-        z = solve_samples(layer.solver, perturbed, args, kwargs, num_samples=num_samples, event_dims=layer.event_dims)
-        del perturbed
+        z = layer.perturb_and_solve(theta, eps, args, kwargs)
         ctx.layer = layer
         ctx.args = args
         ctx.kwargs = kwargs
@@ -133,7 +126,7 @@ def imle_gradient(
     return gradient
 
 
-class IMLE(torch.nn.Module):
+class IMLE(PerturbAndMAP):
     r"""A solver turned into a differentiable layer with I-MLE gradients.
 
     ``layer(theta, *args, **kwargs)`` returns ``z = MAP(θ + τ ε)`` (one sample with ``theta``'s shape
@@ -178,7 +171,7 @@ class IMLE(torch.nn.Module):
         self,
         solver: Callable[..., Tensor],
         *,
-        noise: NoiseDistribution | None = _DEFAULT_NOISE,
+        noise: NoiseDistribution | None = DEFAULT_NOISE,
         target: Target | None = None,
         num_samples: int | None = None,
         temperature: float = 1.0,
@@ -187,43 +180,18 @@ class IMLE(torch.nn.Module):
         generator: torch.Generator | None = None,
         event_dims: int | None = None,
     ) -> None:
-        super().__init__()
-        if not callable(solver):
-            raise TypeError(f"solver must be callable as solver(theta, *args, **kwargs); got {type(solver).__name__}")
-        noise = Gumbel() if noise is _DEFAULT_NOISE else noise
-        if noise is not None and not callable(getattr(noise, "sample", None)):
-            raise TypeError(
-                f"noise must have a sample(shape, *, generator, device, dtype) method or be None; got {type(noise).__name__}"
-            )
+        super().__init__(solver, noise=noise, num_samples=num_samples, temperature=temperature,
+                         generator=generator, event_dims=event_dims)
         target = PerturbedTarget() if target is None else target
         if not callable(getattr(target, "params", None)):
             raise TypeError(f"target must have a params(theta, grad_z, *, event_dims) method; got {type(target).__name__}")
         if not isinstance(scale_by_step_size, bool):
             raise TypeError(f"scale_by_step_size must be a bool; got {type(scale_by_step_size).__name__}")
-        self.solver = solver
-        self.noise = noise
         self.target = target
-        self.num_samples = check_num_samples(num_samples)
-        self.temperature = check_non_negative(temperature, "temperature")
         self.target_temperature = (
             self.temperature if target_temperature is None else check_non_negative(target_temperature, "target_temperature")
         )
         self.scale_by_step_size = scale_by_step_size
-        self.generator = check_generator(generator)
-        self.event_dims = event_dims_of(solver) if event_dims is None else check_int(event_dims, "event_dims", minimum=0)
-
-    def sample_noise(self, theta: Tensor) -> Tensor | None:
-        """The noise ``ε`` of shape ``[S, *theta.shape]`` on ``theta``'s device and dtype (``None`` if no noise)."""
-        if self.noise is None:
-            return None
-        s = 1 if self.num_samples is None else self.num_samples
-        shape = (s, *theta.shape)
-        eps = self.noise.sample(shape, generator=self.generator, device=theta.device, dtype=theta.dtype)
-        if not isinstance(eps, Tensor) or eps.shape != shape:
-            raise ValueError(
-                f"noise.sample returned {getattr(eps, 'shape', type(eps).__name__)}; expected a tensor of shape {shape}"
-            )
-        return eps
 
     def forward(self, theta: Tensor, *args: Any, **kwargs: Any) -> Tensor:
         check_theta(theta, "theta", min_dim=max(1, self.event_dims))
@@ -241,8 +209,7 @@ class IMLE(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"solver={self.solver!r}, noise={self.noise!r}, target={self.target!r}, num_samples={self.num_samples}, "
-            f"temperature={self.temperature}, target_temperature={self.target_temperature}, "
+            f"{self._base_repr()}, target={self.target!r}, target_temperature={self.target_temperature}, "
             f"scale_by_step_size={self.scale_by_step_size}"
         )
 
@@ -262,13 +229,4 @@ def imle(solver: Callable[..., Tensor] | None = None, /, **options: Any) -> IMLE
         >>> one_hot_argmax(torch.randn(2, 5)).shape
         torch.Size([4, 2, 5])
     """
-    if solver is None:
-        def decorate(fn: Callable[..., Tensor]) -> IMLE:
-            layer = IMLE(fn, **options)
-            for attr in ("__name__", "__qualname__", "__doc__", "__module__"):
-                if hasattr(fn, attr):
-                    object.__setattr__(layer, attr, getattr(fn, attr))
-            return layer
-
-        return decorate
-    return IMLE(solver, **options)
+    return layer_or_decorator(IMLE, solver, options)
