@@ -3,6 +3,10 @@
 The public API, re-exported explicitly:
 
 - :func:`imle` / :class:`IMLE`: turn any batched MAP solver into an autograd op with I-MLE gradients.
+- The baselines in one API: :func:`blackbox`, :func:`straight_through`, :func:`perturbed`,
+  :func:`gumbel_softmax`, :func:`relaxed_topk`, :func:`k_concrete`, :func:`simple_topk`,
+  :func:`score_function`.
+- :mod:`discograd.losses` (Fenchel-Young, SPO+, Hamming) and :mod:`discograd.metrics` (regret, ...).
 - :mod:`discograd.noise`: ``Gumbel``, ``SumOfGamma``, ``Normal``.
 - :mod:`discograd.targets`: ``PerturbedTarget``, ``AdaptiveTarget`` (AIMLE).
 - :mod:`discograd.solvers`: batched MAP oracles (``Argmax``, ``TopK``), all maximising ``<θ, z>``.
@@ -10,8 +14,27 @@ The public API, re-exported explicitly:
 - :mod:`discograd.testing`: checks to run on your own solver.
 """
 
-from . import exact, noise, solvers, targets, testing
-from .estimators import IMLE, PerInstance, StraightThrough, imle, per_instance, straight_through
+from . import exact, losses, metrics, noise, solvers, targets, testing
+from .estimators import (
+    IMLE,
+    SIMPLE,
+    PerInstance,
+    Perturbed,
+    ScoreFunction,
+    StraightThrough,
+    blackbox,
+    gumbel_softmax,
+    imle,
+    k_concrete,
+    per_instance,
+    perturbed,
+    reinforce,
+    relaxed_topk,
+    score_function,
+    simple,
+    simple_topk,
+    straight_through,
+)
 from .noise import Gumbel, Normal, SumOfGamma
 from .solvers import Argmax, TopK
 from .targets import AdaptiveTarget, PerturbedTarget
@@ -23,6 +46,18 @@ __all__ = [
     "imle",
     "StraightThrough",
     "straight_through",
+    "blackbox",
+    "Perturbed",
+    "perturbed",
+    "gumbel_softmax",
+    "relaxed_topk",
+    "k_concrete",
+    "SIMPLE",
+    "simple",
+    "simple_topk",
+    "ScoreFunction",
+    "score_function",
+    "reinforce",
     "per_instance",
     "PerInstance",
     "Gumbel",
@@ -33,6 +68,8 @@ __all__ = [
     "Argmax",
     "TopK",
     "exact",
+    "losses",
+    "metrics",
     "noise",
     "solvers",
     "targets",

@@ -1,13 +1,50 @@
-"""Gradient estimators through discrete solvers.
+"""Gradient estimators through discrete solvers, behind one interface.
+
+Perturbation-based layers (take a solver, return a callable ``layer(theta, *solver_args)``):
 
 - :func:`imle` / :class:`IMLE`: Implicit MLE (Niepert et al., 2021) with pluggable noise and targets;
   AIMLE is ``imle(..., target=AdaptiveTarget(...))``.
+- :func:`blackbox`: Vlastelica et al. (2020), I-MLE without noise.
 - :func:`straight_through`: perturb-and-MAP forward, identity backward.
+- :func:`perturbed`: perturbed optimizers (Berthet et al., 2020), the smoothed mean ``E[MAP(θ + σε)]``.
+
+Relaxations and exact-sampling estimators (take logits):
+
+- :func:`gumbel_softmax`, :func:`relaxed_topk` (SoftSub), :func:`k_concrete` (L2X).
+- :func:`simple_topk` / :func:`simple`: SIMPLE (Ahmed et al., 2023).
+- :func:`score_function`: REINFORCE with a baseline for ``Argmax`` and ``TopK``.
 """
 
-from ._batching import PerInstance, per_instance, solve_samples
 from ._base import PerturbAndMAP
+from ._batching import PerInstance, per_instance, solve_samples
+from .blackbox import blackbox
 from .imle import IMLE, imle, imle_gradient
+from .perturbed import Perturbed, perturbed
+from .relaxations import gumbel_softmax, k_concrete, relaxed_topk
+from .score_function import ScoreFunction, reinforce, score_function
+from .simple import SIMPLE, simple, simple_topk
 from .straight_through import StraightThrough, straight_through
 
-__all__ = ["PerturbAndMAP", "IMLE", "imle", "imle_gradient", "StraightThrough", "straight_through", "PerInstance", "per_instance", "solve_samples"]
+__all__ = [
+    "PerturbAndMAP",
+    "IMLE",
+    "imle",
+    "imle_gradient",
+    "blackbox",
+    "StraightThrough",
+    "straight_through",
+    "Perturbed",
+    "perturbed",
+    "gumbel_softmax",
+    "relaxed_topk",
+    "k_concrete",
+    "SIMPLE",
+    "simple",
+    "simple_topk",
+    "ScoreFunction",
+    "score_function",
+    "reinforce",
+    "PerInstance",
+    "per_instance",
+    "solve_samples",
+]

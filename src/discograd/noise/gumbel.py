@@ -62,5 +62,12 @@ class Gumbel:
         eps = standard_gumbel(shape, generator=generator, device=device, dtype=dtype)
         return eps if self.scale == 1.0 else eps.mul_(self.scale)
 
+    def grad_neg_log_density(self, eps: Tensor) -> Tensor:
+        """∇ν(ε) for the density ``exp(−ν(ε))`` of this noise: ``(1 − exp(−ε/scale)) / scale``.
+
+        Used by perturbed optimizers (Berthet et al., 2020) for the Jacobian of ``E[MAP(θ + σε)]``.
+        """
+        return (1.0 - torch.exp(-eps / self.scale)) / self.scale
+
     def __repr__(self) -> str:
         return f"Gumbel(scale={self.scale})"

@@ -38,5 +38,12 @@ class Normal:
         eps = torch.randn(tuple(shape), generator=generator, device=device, dtype=resolve_dtype(dtype))
         return eps if self.scale == 1.0 else eps.mul_(self.scale)
 
+    def grad_neg_log_density(self, eps: Tensor) -> Tensor:
+        """∇ν(ε) for the density ``exp(−ν(ε))`` of this noise: ``ε / scale²``.
+
+        Used by perturbed optimizers (Berthet et al., 2020) for the Jacobian of ``E[MAP(θ + σε)]``.
+        """
+        return eps / (self.scale * self.scale)
+
     def __repr__(self) -> str:
         return f"Normal(scale={self.scale})"
