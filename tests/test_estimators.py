@@ -7,7 +7,7 @@ import torch
 
 import discograd
 from discograd import Argmax, Gumbel, Normal, TopK
-from discograd.exact import enumeration_expectation, enumeration_marginals, ksubset_states, topk_marginals
+from discograd.exact import enumeration_expectation, ksubset_states, topk_marginals
 from discograd.losses import FenchelYoungLoss, fenchel_young_loss, hamming_loss, spo_plus_loss
 from discograd.metrics import exact_match, hamming_distance, normalized_regret, regret
 

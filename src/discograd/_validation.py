@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -23,6 +24,9 @@ __all__ = [
 ]
 
 
+_NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
+
+
 def _shape(t: Tensor) -> tuple[int, ...]:
     return tuple(t.shape)
 
@@ -30,10 +34,17 @@ def _shape(t: Tensor) -> tuple[int, ...]:
 def check_finite(x: Tensor, name: str) -> None:
     """Raise ``ValueError`` if ``x`` holds a NaN or an infinity."""
     if x.is_floating_point() and x.numel() > 0:
-        # fast path: one reduction, no boolean tensor (NaN propagates through aminmax, ±inf shows as an extreme)
-        lo, hi = torch.aminmax(x)
-        if bool(torch.isfinite(lo) & torch.isfinite(hi)):
-            return
+        # fast path: min and max, no boolean tensor (NaN propagates through both, ±inf shows as an
+        # extreme). CPU tensors use NumPy's single-threaded reductions: a torch reduction here would wake
+        # torch's OpenMP workers, whose spin-waiting then competes with the compiled solvers' threads.
+        if x.device.type == "cpu" and x.dtype in _NUMPY_FLOATS:
+            array = x.detach().numpy()
+            if np.isfinite(array.min()) and np.isfinite(array.max()):
+                return
+        else:
+            lo, hi = torch.aminmax(x)
+            if bool(torch.isfinite(lo) & torch.isfinite(hi)):
+                return
     if x.is_floating_point() or x.is_complex():
         finite = torch.isfinite(x)
         if not bool(finite.all()):

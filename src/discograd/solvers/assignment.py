@@ -9,100 +9,19 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .._optional import require
 from .._validation import check_int
+from ._compiled import as_float64_array, jit, resolve_num_threads, run_batched
 from .base import Solver
 
 __all__ = ["LinearAssignment"]
 
 #: enumerate_feasible refuses to list more states than this
 MAX_ENUMERATED_STATES = 10**6
-
-
-# ---------------------------------------------------------------------------------------------------------
-# runtime shared by the compiled solvers (assignment, spanning_tree, knapsack)
-
-#: below this many elementary operations per thread, a batch is solved in the calling thread only
-_MIN_WORK_PER_THREAD = 200_000
-
-_compiled: dict[Callable[..., Any], Callable[..., Any]] = {}
-_compile_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-_pool_key: tuple[int, int] | None = None  # (process id, number of workers)
-_pool_lock = threading.Lock()
-
-
-def _jit(function: Callable[..., Any], purpose: str) -> Callable[..., Any]:
-    """``numba.njit(cache=True, nogil=True)(function)``, compiled once per process (the on-disk cache
-    keeps later processes' first call fast). ``function`` is a plain module-level Python function so
-    that importing discograd never imports numba."""
-    kernel = _compiled.get(function)
-    if kernel is None:
-        with _compile_lock:
-            kernel = _compiled.get(function)
-            if kernel is None:
-                numba = require("numba", extra="solvers", purpose=purpose)
-                kernel = numba.njit(cache=True, nogil=True)(function)
-                _compiled[function] = kernel
-    return kernel
-
-
-def _as_float64_array(x: Tensor) -> np.ndarray:
-    """A C-contiguous float64 NumPy array with ``x``'s values, on the CPU (no copy when ``x`` already is one)."""
-    return x.detach().to(device="cpu", dtype=torch.float64).contiguous().numpy()
-
-
-def _resolve_num_threads(num_threads: int | None) -> int | None:
-    return None if num_threads is None else check_int(num_threads, "num_threads", minimum=1)
-
-
-def _thread_pool(num_workers: int) -> ThreadPoolExecutor:
-    """A process-wide pool with at least ``num_workers`` workers. It only grows, and it is rebuilt after a
-    fork (a forked child inherits the pool object but none of its worker threads)."""
-    global _pool, _pool_key
-    pid = os.getpid()
-    with _pool_lock:
-        if _pool is None or _pool_key is None or _pool_key[0] != pid or _pool_key[1] < num_workers:
-            # no shutdown of the old pool: a concurrent caller may still be submitting to it; its idle
-            # workers exit once it is garbage-collected
-            _pool = ThreadPoolExecutor(max_workers=num_workers, thread_name_prefix="discograd-solver")
-            _pool_key = (pid, num_workers)
-        return _pool
-
-
-def _run_batched(kernel: Callable[..., Any], args: tuple, num_instances: int, work_per_instance: float,
-                 num_threads: int | None) -> None:
-    """Call ``kernel(*args, start, stop)`` on contiguous chunks of ``range(num_instances)``.
-
-    Chunks run in a thread pool (the kernels are compiled with ``nogil=True``), one per thread, the last
-    one in the calling thread. ``num_threads=None`` uses ``torch.get_num_threads()``; small batches
-    (less than about 2 * 10^5 elementary operations per thread) stay in the calling thread. Each instance is
-    solved independently, so the result never depends on the number of threads.
-    """
-    if num_instances == 0:
-        return
-    threads = torch.get_num_threads() if num_threads is None else num_threads
-    useful = int(num_instances * max(work_per_instance, 1.0) // _MIN_WORK_PER_THREAD)
-    chunks = max(1, min(threads, num_instances, useful))
-    if chunks == 1:
-        kernel(*args, 0, num_instances)
-        return
-    bounds = [num_instances * c // chunks for c in range(chunks + 1)]
-    pool = _thread_pool(chunks - 1)
-    futures = [pool.submit(kernel, *args, bounds[c], bounds[c + 1]) for c in range(chunks - 1)]
-    kernel(*args, bounds[-2], bounds[-1])
-    for future in futures:
-        future.result()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -255,7 +174,7 @@ class LinearAssignment(Solver):
     event_dims = 2
 
     def __init__(self, *, num_threads: int | None = None) -> None:
-        self.num_threads = _resolve_num_threads(num_threads)
+        self.num_threads = resolve_num_threads(num_threads)
 
     def solve(self, theta: Tensor) -> Tensor:
         n, m = theta.shape[-2], theta.shape[-1]
@@ -267,9 +186,9 @@ class LinearAssignment(Solver):
             n, m = m, n
         col_of_row = np.empty((num_instances, n), dtype=np.int64)
         if n > 0 and num_instances > 0:
-            kernel = _jit(_assignment_kernel, "LinearAssignment's shortest-augmenting-path kernel")
-            _run_batched(kernel, (_as_float64_array(flat), col_of_row), num_instances, float(n * n * m),
-                         self.num_threads)
+            kernel = jit(_assignment_kernel, "LinearAssignment's shortest-augmenting-path kernel")
+            run_batched(kernel, (as_float64_array(flat), col_of_row), num_instances, float(n * n * m),
+                         self.num_threads, min_work_per_chunk=200_000)
         index = torch.from_numpy(col_of_row).to(theta.device)
         z = torch.zeros((num_instances, n, m), dtype=theta.dtype, device=theta.device)
         z.scatter_(2, index.unsqueeze(2), 1.0)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from .._validation import check_int
-from .assignment import _as_float64_array, _jit, _resolve_num_threads, _run_batched
+from ._compiled import as_float64_array, jit, resolve_num_threads, run_batched
 from .base import Solver
 
 __all__ = ["Knapsack"]
@@ -121,7 +121,7 @@ class Knapsack(Solver):
                  num_threads: int | None = None, max_table_cells: int = MAX_TABLE_CELLS) -> None:
         self.weights = None if weights is None else _check_weights(weights)
         self.capacity = None if capacity is None else _check_capacity(capacity)
-        self.num_threads = _resolve_num_threads(num_threads)
+        self.num_threads = resolve_num_threads(num_threads)
         self.max_table_cells = check_int(max_table_cells, "max_table_cells", minimum=1)
 
     def solve(self, theta: Tensor, weights: Tensor | Sequence[int] | None = None,
@@ -137,7 +137,7 @@ class Knapsack(Solver):
         weights_flat = _broadcast_weights(weights, theta)
         capacity_flat = _broadcast_capacity(capacity, batch_shape)
         num_instances = math.prod(batch_shape)
-        values = _as_float64_array(theta.reshape(num_instances, n))
+        values = as_float64_array(theta.reshape(num_instances, n))
         # clip each capacity to the total weight of the items worth taking
         useful = (weights_flat * (values > 0.0)).sum(axis=1) if num_instances else np.zeros(0, np.int64)
         room = np.minimum(capacity_flat, useful).astype(np.int64)
@@ -151,9 +151,9 @@ class Knapsack(Solver):
                     f"max_table_cells = {self.max_table_cells}; divide the weights and the "
                     f"capacity by a common factor, raise max_table_cells, or use a MILP solver"
                 )
-            kernel = _jit(_knapsack_kernel, "Knapsack's dynamic-programming kernel")
-            _run_batched(kernel, (values, weights_flat, room, take), num_instances,
-                         float(n * (float(room.mean()) + 1)), self.num_threads)
+            kernel = jit(_knapsack_kernel, "Knapsack's dynamic-programming kernel")
+            run_batched(kernel, (values, weights_flat, room, take), num_instances,
+                         float(n * (float(room.mean()) + 1)), self.num_threads, min_work_per_chunk=200_000)
         z = torch.from_numpy(take).to(device=theta.device, dtype=theta.dtype)
         return z.reshape(theta.shape)
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .._validation import check_int
-from .assignment import _as_float64_array, _jit, _resolve_num_threads, _run_batched
+from ._compiled import as_float64_array, jit, resolve_num_threads, run_batched
 from .base import Solver
 
 __all__ = ["SpanningTree"]
@@ -130,7 +130,7 @@ class SpanningTree(Solver):
     event_dims = 2
 
     def __init__(self, *, num_threads: int | None = None) -> None:
-        self.num_threads = _resolve_num_threads(num_threads)
+        self.num_threads = resolve_num_threads(num_threads)
 
     def solve(self, theta: Tensor) -> Tensor:
         n = theta.shape[-1]
@@ -141,9 +141,9 @@ class SpanningTree(Solver):
         flat = theta.reshape(num_instances, n, n)
         parent = np.zeros((num_instances, n), dtype=np.int64)
         if n > 1 and num_instances > 0:
-            kernel = _jit(_spanning_tree_kernel, "SpanningTree's Prim kernel")
-            _run_batched(kernel, (_as_float64_array(flat), parent), num_instances, float(2 * n * n),
-                         self.num_threads)
+            kernel = jit(_spanning_tree_kernel, "SpanningTree's Prim kernel")
+            run_batched(kernel, (as_float64_array(flat), parent), num_instances, float(2 * n * n),
+                         self.num_threads, min_work_per_chunk=200_000)
         z = torch.zeros((num_instances, n, n), dtype=theta.dtype, device=theta.device)
         if n > 1:
             # child v (>= 1) -> parent[v]: one edge each, then symmetrise
