@@ -105,13 +105,19 @@ def imle_gradient(
             x.add_(eps, alpha=target_temperature)
         return solve_samples(solver, x, args, kwargs, num_samples=num_samples, event_dims=event_dims)
 
+    # drop each target-side buffer as soon as it has been solved, and reuse z_minus for the difference
+    # (the saved forward sample z is never modified): peak memory stays a few times the noise tensor
+    theta_plus, two_sided, lam = params.theta_plus, params.two_sided, params.step_size
     z_minus = solve(params.theta_minus)
-    z_plus = z if params.theta_plus is None else solve(params.theta_plus)
-    # z_plus is the saved forward sample in the one-sided case: never modify it in place
-    gradient = z_plus.sub_(z_minus) if params.theta_plus is not None else z_plus - z_minus
+    del params
+    if theta_plus is None:
+        gradient = torch.sub(z, z_minus, out=z_minus) if z_minus.is_contiguous() else z - z_minus
+    else:
+        z_plus = solve(theta_plus)
+        del theta_plus
+        gradient = z_plus.sub_(z_minus)
     del z_minus
-    lam = params.step_size
-    if params.two_sided:
+    if two_sided:
         gradient.mul_(0.5)
     if isinstance(lam, Tensor):
         nonzero = lam != 0
