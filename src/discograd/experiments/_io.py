@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["atomic_write_text", "write_json", "read_json", "environment_info"]
+__all__ = ["atomic_write_text", "write_json", "read_json", "environment_info", "pyplot", "save_figure"]
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -56,3 +56,31 @@ def environment_info() -> dict[str, Any]:
         "num_threads": torch.get_num_threads(),
         "git_sha": sha,
     }
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend, or an ImportError naming the extra."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("plotting needs matplotlib: pip install 'discograd[plots]'") from exc
+    return plt
+
+
+def save_figure(fig: Any, path: str | os.PathLike) -> Path:
+    """Save a matplotlib figure atomically (temporary file in the same folder, then ``os.replace``) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return path

@@ -71,7 +71,7 @@ from .. import (
     straight_through,
 )
 from ..exact import enumeration_expectation, enumeration_marginals, ksubset_states, topk_marginals
-from ._io import atomic_write_text, environment_info, read_json, write_json
+from ._io import atomic_write_text, environment_info, pyplot, read_json, save_figure, write_json
 
 __all__ = [
     "PROBLEMS",
@@ -644,13 +644,7 @@ def format_tables(results: dict[str, Any]) -> str:
 def plot_quality(results: dict[str, Any], problem: str, path: str | Path) -> Path:
     """One figure per problem: rows = losses; columns = cosine and bias against ``marginal`` vs the
     hyperparameter (largest S), and variance vs S (default hyperparameter). Needs matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("plotting needs matplotlib: pip install 'discograd[plots]'") from exc
+    plt = pyplot()
     cfg = results["config"]
     cells = _lookup(results)
     samples = sorted(cfg["num_samples"])
@@ -708,9 +702,4 @@ def plot_quality(results: dict[str, Any], problem: str, path: str | Path) -> Pat
     height = fig.get_figheight()  # fixed margins in inches (tight_layout is slow with log axes)
     fig.subplots_adjust(left=0.06, right=0.99, bottom=1.0 / height, top=1 - 0.8 / height, wspace=0.22,
                         hspace=0.45 if len(losses) > 1 else 0.2)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)

@@ -64,7 +64,7 @@ from .. import (
     straight_through,
 )
 from ..exact import enumeration_expectation, ksubset_states
-from ._io import atomic_write_text, environment_info, read_json, write_json
+from ._io import atomic_write_text, environment_info, pyplot, read_json, save_figure, write_json
 
 __all__ = [
     "SyntheticConfig",
@@ -324,13 +324,7 @@ def format_table(results: dict[str, Any]) -> str:
 
 def plot_curves(curves: dict[str, dict[str, Any]], path: str | Path, config: SyntheticConfig) -> Path | None:
     """Optimality gap per step, log scale; needs matplotlib (``pip install discograd[plots]``)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("plotting needs matplotlib: pip install 'discograd[plots]'") from exc
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=110, sharey=True)
     for ax, key, title in zip(axes, ("exact_gap", "sampled_gap"), ("exact gap under p(z; θ)", "sampled gap (own sampler)")):
         for method, c in curves.items():
@@ -342,12 +336,7 @@ def plot_curves(curves: dict[str, dict[str, Any]], path: str | Path, config: Syn
     axes[0].legend()
     fig.suptitle(f"E‖z − b‖² over {config.k}-subsets of {config.n}")
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -588,13 +577,7 @@ def format_study(results: dict[str, Any]) -> str:
 
 def plot_grid(results: dict[str, Any], path: str | Path) -> Path:
     """Heat maps of the final-gap difference SoG − Gumbel over the (λ, lr) grid, one per gap."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("plotting needs matplotlib: pip install 'discograd[plots]'") from exc
+    plt = pyplot()
     cfg = results["config"]
     lams, lrs = cfg["grid_step_sizes"], cfg["grid_learning_rates"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=100)
@@ -614,9 +597,4 @@ def plot_grid(results: dict[str, Any], path: str | Path) -> Path:
         ax.set_title(f"final {label}: SoG − Gumbel (blue: SoG lower)", fontsize=9)
         fig.colorbar(image, ax=ax)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)
