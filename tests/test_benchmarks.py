@@ -1,0 +1,61 @@
+"""The benchmark scripts run end to end in their quick mode, so they cannot rot."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _finite_positive(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def test_bench_core_quick(tmp_path):
+    out = tmp_path / "core.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_core.py"), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "I-MLE" in result.stdout and "speed-up" in result.stdout
+
+    data = json.loads(out.read_text())
+    assert data["benchmark"] == "core" and data["quick"] is True
+    env = data["environment"]
+    for key in ("torch_version", "device", "num_threads", "git_sha"):
+        assert key in env
+    assert env["device"] == "cpu" and env["num_threads"] >= 1
+    assert env["git_sha"] is None or isinstance(env["git_sha"], str)
+
+    overhead = data["imle_overhead"]
+    assert overhead["rows"] and overhead["target_max_ratio"] == 1.2
+    for row in overhead["rows"]:
+        assert row["k"] == row["n"] // 10
+        for key in ("imle_s", "bare_s", "ratio", "noise_s", "solver_s"):
+            assert _finite_positive(row[key]), (key, row[key])
+
+    sog = data["sog_sampling"]
+    assert sog["rows"] and sog["target_min_speedup"] == 2.0
+    for row in sog["rows"]:
+        for key in ("baseline_s", "ours_s", "speedup", "exact_variance"):
+            assert _finite_positive(row[key]), (key, row[key])
+        for sampler in ("ours_law", "baseline_law"):
+            assert all(math.isfinite(row[sampler][key]) for key in ("mean", "variance", "mean_z", "variance_z"))
+
+    memory = data["memory"]
+    assert memory["rows"]
+    for row in memory["rows"]:
+        assert _finite_positive(row["noise_bytes"])
+        for key in ("imle_ratio", "bare_ratio"):
+            # the CPU peak comes from /proc/self/status: Linux only
+            if sys.platform == "linux" or row[key] is not None:
+                assert _finite_positive(row[key]), (key, row[key])
+
+    targets = data["targets"]
+    assert set(targets) >= {"imle_overhead_max_ratio", "sog_min_speedup", "sog_same_law"}
+    assert all(isinstance(t["met"], bool) for t in targets.values())
