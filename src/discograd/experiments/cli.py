@@ -99,7 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(gradients, "runs/bench-gradients")
     _add_config_options(gradients, GradientQualityConfig,
                         {"problems": list(PROBLEMS), "losses": list(LOSSES), "estimators": list(ESTIMATORS)})
+    _add_experiment_commands(sub)
     return parser
+
+
+def _add_experiment_commands(sub: Any) -> None:
+    """The experiment packages register their own subcommands (and set a handler attribute on args)."""
+    from .dvae import add_dvae_commands
+
+    add_dvae_commands(sub)
 
 
 def _run_synthetic(args: argparse.Namespace) -> int:
@@ -153,6 +161,10 @@ def _run_bench_gradients(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "dvae_handler"):
+        from .dvae import run_dvae_command
+
+        return run_dvae_command(args)
     command = args.command if args.command != "bench" else f"bench {args.benchmark}"
     try:
         if args.command in ("demo", "synthetic"):
