@@ -106,8 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_experiment_commands(sub: Any) -> None:
     """The experiment packages register their own subcommands (and set a handler attribute on args)."""
     from .dvae import add_dvae_commands
+    from .l2x.commands import add_l2x_commands
 
     add_dvae_commands(sub)
+    add_l2x_commands(sub)
 
 
 def _run_synthetic(args: argparse.Namespace) -> int:
@@ -165,6 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .dvae import run_dvae_command
 
         return run_dvae_command(args)
+    if hasattr(args, "l2x_handler"):
+        from .l2x.commands import run_l2x_command
+
+        return run_l2x_command(args)
     command = args.command if args.command != "bench" else f"bench {args.benchmark}"
     try:
         if args.command in ("demo", "synthetic"):

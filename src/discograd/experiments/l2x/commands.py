@@ -1,0 +1,194 @@
+"""``discograd l2x train`` and ``discograd l2x compare``.
+
+Wiring into the ``discograd`` argparse CLI (two lines)::
+
+    add_l2x_commands(subparsers)                                        # in build_parser()
+    if hasattr(args, "l2x_handler"): return run_l2x_command(args)      # in main(), before dispatching
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import typing
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["OPTION_HELP", "add_l2x_commands", "run_l2x_command"]
+
+#: the help text of every L2XConfig field (the default is appended)
+OPTION_HELP = {
+    "task": "xor, orange_skin, nonlinear_additive, switch (L2X's synthetic tabular data), reviews (synthetic reviews "
+            "with annotated spans) or beer (the original BeerAdvocate files; needs --data-dir)",
+    "method": "the k-subset method",
+    "k": "features / tokens selected (unset: 2, 4, 4, 5 for the tabular tasks, 10 for text)",
+    "num_train": "training instances (unset: 10000 tabular, 2000 reviews, all for beer; 0 = all for beer)",
+    "num_val": "validation instances (unset: 2000 tabular, 500 reviews, all for beer)",
+    "num_test": "test instances (unset: 2000 tabular, 500 reviews, all 994 annotated reviews for beer)",
+    "data_seed": "seed of the generated data (the same for every training seed)",
+    "data_dir": "beer: the folder with reviews.aspect<A>.{train,heldout}.txt[.gz], annotations.json[.gz] and the "
+                "embedding file",
+    "aspect": "beer: the aspect, 0 appearance, 1 aroma (the paper's Table 1), 2 palate, 3 taste, 4 overall",
+    "max_length": "beer: tokens kept per review",
+    "embedding_file": "beer: the word-embedding file inside --data-dir (a word and its floats per line)",
+    "seq_length": "reviews: tokens per review",
+    "vocab_size": "reviews: vocabulary size",
+    "embedding_dim": "reviews: embedding dimension",
+    "epochs": "training epochs (unset: 10 tabular, 4 reviews, 20 beer)",
+    "batch_size": "instances per step (unset: 100 tabular, 40 text)",
+    "learning_rate": "Adam's learning rate",
+    "seed": "training seed (initialisation, batch order, estimator noise, dropout)",
+    "hidden": "tabular: selector width (predictor 2x); text: the predictor's dense units (unset: 100, 100, 250)",
+    "filters": "text: selector channels, predictor 2.5x (unset: 40 reviews, 100 beer)",
+    "temperature": "τ of the Sum-of-Gamma noise of imle, aimle, straight_through (unset: k; the paper: k, 2k, 3k)",
+    "step_size": "λ of imle, in units of one instance's loss (unset: 1 tabular, 1e5 text)",
+    "num_samples": "S, samples per instance and step",
+    "noise_terms": "terms of the Sum-of-Gamma series",
+    "relaxation_temperature": "temperature of softsub and l2x",
+    "aimle_target_nonzeros": "aimle: the non-zero gradient entries per instance β is steered to",
+    "aimle_update_step": "aimle: how much β moves per step",
+    "aimle_initial_beta": "aimle: β at the start",
+    "aimle_two_sided": "aimle: central difference",
+    "eval_batch_size": "instances per evaluation batch",
+    "device": "cpu, cuda or cuda:N",
+}
+
+
+def _option_type(hint: Any) -> Any:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if args else hint
+
+
+def _add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    from .train import METHODS, TASKS, L2XConfig
+
+    defaults = L2XConfig()
+    hints = typing.get_type_hints(L2XConfig)
+    choices = {"task": list(TASKS), "method": list(METHODS)}
+    for f in fields(L2XConfig):
+        if f.name in skip:
+            continue
+        default = getattr(defaults, f.name)
+        text = f"{OPTION_HELP[f.name]} (default: {'unset' if default is None else default})"
+        item = _option_type(hints[f.name])
+        option = f"--{f.name.replace('_', '-')}"
+        if item is bool:
+            parser.add_argument(option, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            parser.add_argument(option, type=item, default=None, choices=choices.get(f.name), help=text,
+                                metavar=None if f.name in choices else f.name.split("_")[-1].upper())
+
+
+def _add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:
+    parser.add_argument("--quick", action="store_true",
+                        help="the smoke-test preset (600/100/100 instances, 2 epochs, small networks; seconds); other "
+                             "options still override it")
+    parser.add_argument("--out", type=Path, default=None, help=f"run folder (default: {default_out})")
+    parser.add_argument("--num-threads", type=int, default=1,
+                        help="torch threads (default: 1; these networks are small, more threads mostly contend)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNGs (no matplotlib needed)")
+
+
+def add_l2x_commands(subparsers: Any) -> None:
+    """Register ``l2x`` (with ``train`` and ``compare``) on an argparse subparsers object."""
+    from .train import METHODS
+
+    l2x = subparsers.add_parser(
+        "l2x", help="learning to explain: k-subset feature / token selection (L2X tasks, I-MLE Table 1)",
+        description="Learning to explain (Chen et al. 2018; I-MLE paper Section 5.2): a selector scores the features "
+                    "or tokens, a k-subset method picks k of them, a predictor sees only those. 'train' runs one "
+                    "method, 'compare' methods x seeds (x k).")
+    sub = l2x.add_subparsers(dest="l2x_command", required=True, metavar="{train,compare}")
+    train = sub.add_parser(
+        "train", help="train one explainer",
+        description="Train one method on one task and write config.json, metrics.jsonl, final.json, curves.png and "
+                    "checkpoints/last.pt to the run folder; rerunning the same command resumes.")
+    _add_run_options(train, "runs/l2x-<task>-<method>-k<k>-seed<seed>")
+    _add_config_options(train)
+    train.set_defaults(l2x_handler=_run_train)
+
+    compare = sub.add_parser(
+        "compare", help="methods x seeds (x k): one table (Markdown, CSV) and one figure",
+        description="Train every method of --methods with every seed of --seeds (and every k of --ks) on the same "
+                    "data and write compare.md, compare.csv, runs.csv, compare.json and compare.png (test metrics "
+                    "after the last epoch, mean ± std over seeds; for --task beer next to the paper's Table 1); each "
+                    "run has its own folder <out>/<method>-k<k>/seed<seed>/ and resumes when interrupted.")
+    compare.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS), metavar="METHOD",
+                         help=f"methods, among {', '.join(METHODS)} (default: all)")
+    compare.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="SEED",
+                         help="training seeds (default: 0 1 2)")
+    compare.add_argument("--ks", nargs="+", type=int, default=None, metavar="K",
+                         help="subset sizes (default: --k, or the task's default; the paper: 5 10 15)")
+    _add_run_options(compare, "runs/l2x-compare-<task>")
+    _add_config_options(compare, skip=("method", "seed"))
+    compare.set_defaults(l2x_handler=_run_compare)
+
+
+def _config_from(args: argparse.Namespace) -> Any:
+    from .train import L2XConfig
+
+    config = L2XConfig.quick() if args.quick else L2XConfig()
+    for f in fields(L2XConfig):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            setattr(config, f.name, str(value) if f.name == "data_dir" else value)
+    return config
+
+
+def _check_threads(args: argparse.Namespace) -> None:
+    if args.num_threads < 1:
+        raise ValueError(f"--num-threads must be an integer >= 1; got {args.num_threads}")
+
+
+def _summary(final: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:.2f}" for k, v in final["test"].items())
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .train import run_l2x
+
+    config = _config_from(args).resolve()
+    _check_threads(args)
+    out = args.out if args.out is not None else Path("runs") / (
+        f"l2x-{config.task}-{config.method}-k{config.k}-seed{config.seed}" + ("-quick" if args.quick else ""))
+    start = time.perf_counter()
+    final = run_l2x(config, out, progress=not args.no_progress, plot=not args.no_plot, num_threads=args.num_threads)
+    print(f"l2x {config.task}, {config.method}, k = {config.k}, {final['epochs_done']} epochs: test {_summary(final)}")
+    print(f"wrote {out}/ (config.json, metrics.jsonl, final.json, checkpoints/last.pt"
+          f"{'' if args.no_plot else ', curves.png'}) in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from .compare import format_compare, run_compare
+
+    config = _config_from(args)
+    config.validate()
+    _check_threads(args)
+    out = args.out if args.out is not None else Path("runs") / (
+        f"l2x-compare-{config.task}" + ("-quick" if args.quick else ""))
+    start = time.perf_counter()
+    results = run_compare(args.methods, args.seeds, config, out, ks=args.ks, progress=not args.no_progress,
+                          plot=not args.no_plot, num_threads=args.num_threads)
+    print(format_compare(results))
+    print(f"\nwrote {out}/ (compare.md, compare.csv, runs.csv, compare.json{'' if args.no_plot else ', compare.png'}, "
+          f"one folder per run) in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def run_l2x_command(args: argparse.Namespace) -> int:
+    """Run a command registered by :func:`add_l2x_commands`; returns the exit status (2 for a bad option or a
+    missing file, 130 when interrupted: rerun the same command to resume)."""
+    name = f"l2x {getattr(args, 'l2x_command', '')}".strip()
+    try:
+        return args.l2x_handler(args)
+    except (ValueError, ImportError, FileNotFoundError) as exc:
+        print(f"discograd {name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ndiscograd {name}: interrupted; run the same command again to resume from the last finished epoch",
+              file=sys.stderr)
+        return 130

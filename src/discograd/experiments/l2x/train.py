@@ -1,0 +1,676 @@
+r"""Learning to explain (L2X; Chen et al., ICML 2018, arXiv:1802.07814) with every k-subset estimator
+(I-MLE paper, Niepert et al., NeurIPS 2021, Section 5.2 and Table 1).
+
+An explainer has a *selector* that maps an input to per-feature (or per-token) scores ``θ``, a k-subset
+``z`` drawn from ``θ`` by the chosen method, and a *predictor* that sees only the selected features
+``x ⊙ z`` (for text: the selected tokens' embeddings) and predicts the target. Both are trained jointly on
+the prediction loss; the selection is judged against ground truth. At evaluation every method selects
+``z = TopK(k)(θ)``, the MAP state, without noise.
+
+Methods (``L2XConfig.method``), for logits ``θ`` of shape ``[B, n]``:
+
+- ``imle``: :func:`discograd.imle` with :class:`~discograd.solvers.TopK` and Sum-of-Gamma noise
+  ``SumOfGamma(k, temperature=τ)`` (the paper's τ is the temperature of the SoG noise; ``imle``'s own
+  temperature stays 1, and the target side uses the same noise), PID target ``θ' = θ − λ g``.
+  τ defaults to k; the paper tries τ ∈ {k, 2k, 3k} (τ = 30 for k = 10 in Table 1).
+- ``aimle``: the same with :class:`~discograd.targets.AdaptiveTarget` (λ per instance, β steered towards
+  ``aimle_target_nonzeros`` non-zero gradient entries per instance; two-sided by default).
+- ``simple``: :func:`discograd.simple_topk` (exact k-subset sample, gradient of the exact marginals).
+- ``softsub``: :func:`discograd.relaxed_topk` (Xie & Ermon), temperature ``relaxation_temperature``.
+- ``l2x``: :func:`discograd.k_concrete` (the L2X relaxation), temperature ``relaxation_temperature``.
+- ``straight_through``: SoG perturb-and-MAP forward as ``imle``, identity backward.
+
+The relaxations feed the predictor continuous masks during training (as in the papers) and the top-k
+indicator at evaluation.
+
+Tasks (``L2XConfig.task``): the tabular ``xor``, ``orange_skin``, ``nonlinear_additive``, ``switch``
+(:mod:`.data`; an MLP selector and an MLP predictor, binary cross-entropy against ``P(Y = 1 | x)``, as the
+L2X code trains on the probabilities), ``reviews`` (:func:`.data.generate_reviews`) and ``beer`` (the original
+BeerAdvocate files, :func:`.data.load_beer`), both with the L2X convolutional network and the squared error of
+the rating.
+
+Metrics: tabular — ``tpr_pct`` (true-positive rate: % of the relevant features that are among the k
+selected, per instance, averaged; with k = the number of relevant features it is also the precision),
+``median_rank`` (per instance, the median of the ranks of the relevant features among the selector's scores,
+rank 1 = highest score, ties averaged; averaged over instances; the optimum is (1 + r)/2 for r relevant
+features), ``post_hoc_accuracy_pct`` (% of sampled test labels the predictor gets right from the selected
+features alone) and ``bayes_accuracy_pct`` (the same for the Bayes classifier on all features, the ceiling).
+Text — ``mse_x100`` (mean squared error of the rating × 100) and ``precision_pct`` (subset precision: % of
+the selected tokens inside annotated spans, per review, averaged).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ... import (
+    AdaptiveTarget,
+    PerturbedTarget,
+    SumOfGamma,
+    imle,
+    k_concrete,
+    relaxed_topk,
+    simple_topk,
+    straight_through,
+)
+from ...solvers import TopK
+from .._io import (
+    atomic_write_text,
+    environment_info,
+    pyplot,
+    read_json,
+    save_figure,
+    write_json,
+)
+from .data import TABULAR_TASKS, L2XData, generate_reviews, generate_tabular, load_beer
+
+__all__ = [
+    "DEFAULT_K",
+    "METHODS",
+    "PAPER_TABLE1",
+    "TASKS",
+    "TEXT_TASKS",
+    "L2XConfig",
+    "TabularExplainer",
+    "TextExplainer",
+    "build_selector",
+    "evaluate",
+    "load_data",
+    "median_ranks",
+    "run_l2x",
+    "subset_precision",
+    "true_positive_rate",
+]
+
+METHODS = ("imle", "aimle", "simple", "softsub", "l2x", "straight_through")
+TEXT_TASKS = ("reviews", "beer")
+TASKS = TABULAR_TASKS + TEXT_TASKS
+#: k when ``L2XConfig.k`` is unset: the number of relevant features (tabular), 10 for text
+DEFAULT_K = {"xor": 2, "orange_skin": 4, "nonlinear_additive": 4, "switch": 5, "reviews": 10, "beer": 10}
+#: the I-MLE paper's Table 1 (BeerAdvocate, aroma): (method, k) -> (test MSE × 100, subset precision %), 10 runs
+PAPER_TABLE1 = {
+    ("imle", 5): (2.62, 54.76), ("imle", 10): (2.71, 47.98), ("imle", 15): (2.91, 39.56),
+    ("softsub", 10): (2.67, 44.44), ("l2x", 10): (6.68, 26.65), ("straight_through", 10): (4.44, 38.93),
+}
+TABULAR_METRICS = ("tpr_pct", "median_rank", "post_hoc_accuracy_pct", "bayes_accuracy_pct")
+TEXT_METRICS = ("mse_x100", "precision_pct")
+
+
+# ---------------------------------------------------------------------------------------------------
+# configuration
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class L2XConfig:
+    """Every hyperparameter of one run; ``None`` fields are filled by :meth:`resolve` from the task (see
+    :data:`TASK_DEFAULTS`) and the resolved config is written to ``config.json``."""
+
+    task: str = "xor"
+    method: str = "imle"
+    k: int | None = None
+    # data
+    num_train: int | None = None
+    num_val: int | None = None
+    num_test: int | None = None
+    data_seed: int = 0
+    data_dir: str | None = None  # beer: the folder with the original files
+    aspect: int = 1  # beer: 1 = aroma (the paper's Table 1)
+    max_length: int = 350  # beer: tokens kept per review
+    embedding_file: str = "review+wiki.filtered.200.txt"
+    seq_length: int = 200  # reviews
+    vocab_size: int = 2000  # reviews
+    embedding_dim: int = 50  # reviews
+    # optimisation
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float = 1e-3
+    seed: int = 0
+    # model
+    hidden: int | None = None  # tabular: selector width (predictor: 2x); text: predictor's dense layer
+    filters: int | None = None  # text: selector channels (predictor: 2.5x)
+    # estimators
+    temperature: float | None = None  # τ of the SoG noise (imle, aimle, straight_through); None: k
+    step_size: float | None = None  # λ of imle; None: 1 (tabular) or 1e5 (text), see the module docstring
+    num_samples: int = 1  # S, samples per instance and step (every method)
+    noise_terms: int = 10  # s of SoG
+    relaxation_temperature: float = 0.1  # softsub, l2x
+    aimle_target_nonzeros: float = 1.0
+    aimle_update_step: float = 1e-2
+    aimle_initial_beta: float = 1.0
+    aimle_two_sided: bool = True
+    eval_batch_size: int = 500
+    device: str = "cpu"
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> L2XConfig:
+        """The smoke-test preset (a few seconds): small splits, one or two epochs."""
+        values: dict[str, Any] = {"num_train": 600, "num_val": 100, "num_test": 100, "epochs": 2, "seq_length": 80,
+                                  "vocab_size": 400, "embedding_dim": 16, "filters": 16, "hidden": 32,
+                                  "max_length": 120}
+        values.update(overrides)
+        return cls(**values)
+
+    def resolve(self) -> L2XConfig:
+        """A copy with every ``None`` field set from :data:`TASK_DEFAULTS` and the method."""
+        self.validate()
+        defaults = TASK_DEFAULTS["tabular" if self.task in TABULAR_TASKS else self.task]
+        values = {name: (defaults[name] if getattr(self, name) is None else getattr(self, name))
+                  for name in defaults if name in {f.name for f in fields(self)}}
+        config = replace(self, **values)
+        if config.k is None:
+            config.k = DEFAULT_K[config.task]
+        if config.temperature is None:
+            config.temperature = float(config.k)
+        if config.step_size is None:
+            config.step_size = 1.0 if config.task in TABULAR_TASKS else 1e5
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {list(TASKS)}; got {self.task!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {list(METHODS)}; got {self.method!r}")
+        if self.task == "beer" and not self.data_dir:
+            raise ValueError("task 'beer' needs data_dir (--data-dir): the folder with reviews.aspect*.{train,heldout}"
+                             ".txt, annotations.json and the embedding file")
+        for name in ("num_train", "num_val", "num_test"):
+            value, low = getattr(self, name), 0 if self.task == "beer" else 1
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise ValueError(f"{name} must be an integer >= {low}{' (0: all)' if low == 0 else ''}; got {value!r}")
+        for name in ("k", "epochs", "batch_size", "hidden", "filters",
+                     "num_samples", "noise_terms", "eval_batch_size", "seq_length", "vocab_size", "embedding_dim",
+                     "max_length"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+        for name in ("seed", "data_seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
+        if self.aspect not in range(5):
+            raise ValueError(f"aspect must be 0..4; got {self.aspect!r}")
+        for name in ("learning_rate", "temperature", "step_size", "relaxation_temperature", "aimle_target_nonzeros"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
+        for name in ("aimle_update_step", "aimle_initial_beta"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")
+        n = 10 if self.task in TABULAR_TASKS else (self.seq_length if self.task == "reviews" else self.max_length)
+        if self.k is not None and self.k >= n:
+            raise ValueError(f"k must be < {n}, the number of {'features' if n == 10 else 'tokens'}; got {self.k}")
+
+
+#: per-task defaults of the ``None`` fields ("tabular": the four tabular tasks). Text defaults follow the L2X /
+#: I-MLE BeerAdvocate set-up (batch 40, 20 epochs, 100 selector filters, 250 predictor filters and units) for
+#: ``beer``, and a CPU-sized version of it for ``reviews``.
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "tabular": {"num_train": 10_000, "num_val": 2_000, "num_test": 2_000, "epochs": 10, "batch_size": 100,
+                "hidden": 100},
+    "reviews": {"num_train": 2_000, "num_val": 500, "num_test": 500, "epochs": 4, "batch_size": 40, "hidden": 100,
+                "filters": 40},
+    "beer": {"num_train": 0, "num_val": 0, "num_test": 0, "epochs": 20, "batch_size": 40, "hidden": 250,
+             "filters": 100},
+}
+
+
+# ---------------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------------
+
+
+def load_data(config: L2XConfig) -> L2XData:
+    """The data of a resolved config: generated (tabular, reviews) or read from ``data_dir`` (beer; ``num_* = 0``
+    keeps every review)."""
+    if config.task in TABULAR_TASKS:
+        return generate_tabular(config.task, config.num_train, config.num_val, config.num_test, seed=config.data_seed)
+    if config.task == "reviews":
+        return generate_reviews(config.num_train, config.num_val, config.num_test, seq_length=config.seq_length,
+                                vocab_size=config.vocab_size, embedding_dim=config.embedding_dim, seed=config.data_seed)
+    return load_beer(config.data_dir, aspect=config.aspect, max_length=config.max_length,
+                     embedding_file=config.embedding_file, num_train=config.num_train or None,
+                     num_val=config.num_val or None, num_test=config.num_test or None)
+
+
+# ---------------------------------------------------------------------------------------------------
+# models
+# ---------------------------------------------------------------------------------------------------
+
+
+def _dropout(x: Tensor, p: float, training: bool, generator: torch.Generator | None) -> Tensor:
+    """Dropout drawing its mask from ``generator`` (never torch's global generator)."""
+    if not training or p == 0.0:
+        return x
+    keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) >= p
+    return x * keep / (1.0 - p)
+
+
+class TabularExplainer(nn.Module):
+    """L2X's synthetic-data explainer: selector ``10 → h → h → 10`` (SELU), predictor ``10 → 2h → 2h → 1`` (ReLU)
+    on ``x ⊙ z``, the logit of ``P(Y = 1)``."""
+
+    def __init__(self, num_features: int = 10, hidden: int = 100) -> None:
+        super().__init__()
+        self.selector = nn.Sequential(nn.Linear(num_features, hidden), nn.SELU(), nn.Linear(hidden, hidden), nn.SELU(),
+                                      nn.Linear(hidden, num_features))
+        self.predictor = nn.Sequential(nn.Linear(num_features, 2 * hidden), nn.ReLU(), nn.Linear(2 * hidden, 2 * hidden),
+                                       nn.ReLU(), nn.Linear(2 * hidden, 1))
+
+    def scores(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return self.selector(x)
+
+    def predict(self, x: Tensor, z: Tensor) -> Tensor:
+        """``x`` ``[B, n]``, ``z`` ``[S, B, n]`` → logits ``[S, B]``."""
+        return self.predictor(x * z).squeeze(-1)
+
+
+class TextExplainer(nn.Module):
+    """The L2X network for text (Chen et al.'s IMDB / BeerAdvocate model, used by the I-MLE paper).
+
+    Selector: frozen embeddings → Conv1d(D, F, 3) ReLU; global: max-pool over tokens → Linear(F, F) ReLU; local:
+    two Conv1d(F, F, 3) ReLU; concatenation (global broadcast to every token) → dropout 0.2 → Conv1d(2F, F, 1)
+    ReLU → Conv1d(F, 1, 1): one logit per token. Predictor on the masked embeddings ``e ⊙ z``: Conv1d(D, P, 3)
+    ReLU (P = 2.5 F) → mean-pool over tokens → Linear(P, H) ReLU → Linear(H, 1) → sigmoid: the rating in [0, 1].
+
+    Mean-pooling (as L2X's own approximator, which averages the masked embeddings) passes a gradient
+    ``∂L/∂z_i`` to every token, selected or not; after max-pooling most unselected tokens get none, which
+    leaves the estimators that use ``∂L/∂z`` at the sampled ``z`` (I-MLE, STE, SIMPLE) little to work with.
+    """
+
+    def __init__(self, embedding: np.ndarray | Tensor, filters: int = 100, hidden: int = 250) -> None:
+        super().__init__()
+        weight = torch.as_tensor(np.asarray(embedding), dtype=torch.float32)
+        self.register_buffer("embedding", weight)
+        d, f, p = weight.shape[1], filters, max(1, round(2.5 * filters))
+        self.conv = nn.Conv1d(d, f, 3, padding=1)
+        self.global_dense = nn.Linear(f, f)
+        self.local1 = nn.Conv1d(f, f, 3, padding=1)
+        self.local2 = nn.Conv1d(f, f, 3, padding=1)
+        self.combine = nn.Conv1d(2 * f, f, 1)
+        self.logit = nn.Conv1d(f, 1, 1)
+        self.pred_conv = nn.Conv1d(d, p, 3, padding=1)
+        self.pred_dense = nn.Linear(p, hidden)
+        self.pred_out = nn.Linear(hidden, 1)
+
+    def embed(self, tokens: Tensor) -> Tensor:
+        return self.embedding[tokens]  # [B, L, D]
+
+    def scores(self, tokens: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        e = self.embed(tokens).transpose(1, 2)  # [B, D, L]
+        first = torch.relu(self.conv(e))
+        global_info = torch.relu(self.global_dense(first.amax(dim=2)))  # [B, F]
+        local = torch.relu(self.local2(torch.relu(self.local1(first))))
+        combined = torch.cat([global_info.unsqueeze(2).expand_as(local), local], dim=1)
+        combined = _dropout(combined, 0.2, self.training, generator)
+        return self.logit(torch.relu(self.combine(combined))).squeeze(1)  # [B, L]
+
+    def predict(self, tokens: Tensor, z: Tensor) -> Tensor:
+        """``tokens`` ``[B, L]``, ``z`` ``[S, B, L]`` → ratings ``[S, B]``."""
+        s, b, length = z.shape
+        e = self.embed(tokens).unsqueeze(0) * z.unsqueeze(-1)  # [S, B, L, D]
+        h = torch.relu(self.pred_conv(e.reshape(s * b, length, -1).transpose(1, 2))).mean(dim=2)
+        out = torch.sigmoid(self.pred_out(torch.relu(self.pred_dense(h))))
+        return out.reshape(s, b)
+
+
+def build_model(config: L2XConfig, data: L2XData) -> nn.Module:
+    """The explainer of a resolved config, initialised from a seed derived from ``config.seed`` without touching
+    torch's global generator."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_derived_seed(config.seed, 0))
+        if config.task in TABULAR_TASKS:
+            model = TabularExplainer(data.train.x.shape[1], config.hidden)
+        else:
+            model = TextExplainer(data.embedding, config.filters, config.hidden)
+    return model.to(config.device)
+
+
+# ---------------------------------------------------------------------------------------------------
+# methods: logits [B, n] -> k-subsets [S, B, n]
+# ---------------------------------------------------------------------------------------------------
+
+
+class Selector:
+    """``selector(theta) -> z`` of shape ``[S, B, n]`` for training; ``layer`` is the estimator module whose
+    ``state_dict`` (AIMLE's β) is checkpointed, or ``None``."""
+
+    def __init__(self, fn: Callable[[Tensor], Tensor], layer: nn.Module | None) -> None:
+        self.fn = fn
+        self.layer = layer
+
+    def __call__(self, theta: Tensor) -> Tensor:
+        return self.fn(theta)
+
+
+def build_selector(config: L2XConfig, generator: torch.Generator | None = None) -> Selector:
+    """The training-time k-subset layer of ``config.method`` (a resolved config)."""
+    k, s = config.k, config.num_samples
+    if config.method in ("imle", "aimle", "straight_through"):
+        noise = SumOfGamma(k, temperature=config.temperature, num_terms=config.noise_terms)
+        if config.method == "straight_through":
+            layer = straight_through(TopK(k), noise=noise, num_samples=s, generator=generator)
+        else:
+            target = (PerturbedTarget(config.step_size) if config.method == "imle" else
+                      AdaptiveTarget(config.aimle_target_nonzeros, config.aimle_update_step, config.aimle_initial_beta,
+                                     two_sided=config.aimle_two_sided))
+            layer = imle(TopK(k), noise=noise, target=target, num_samples=s, generator=generator)
+        return Selector(layer, layer)
+    if config.method == "simple":
+        return Selector(lambda theta: simple_topk(theta, k, num_samples=s, generator=generator), None)
+    relax = relaxed_topk if config.method == "softsub" else k_concrete
+    t = config.relaxation_temperature
+    return Selector(lambda theta: relax(theta.unsqueeze(0).expand(s, *theta.shape), k, temperature=t,
+                                        generator=generator), None)
+
+
+# ---------------------------------------------------------------------------------------------------
+# metrics
+# ---------------------------------------------------------------------------------------------------
+
+
+def _average_ranks(scores: np.ndarray) -> np.ndarray:
+    """Ranks along the last axis, 1 = the highest score, ties given their average rank."""
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-scores, axis=-1, kind="stable")
+    sorted_scores = np.take_along_axis(-scores, order, axis=-1)
+    n = scores.shape[-1]
+    ranks_sorted = np.broadcast_to(np.arange(1, n + 1, dtype=np.float64), scores.shape).copy()
+    # average over runs of equal scores
+    for row in np.nonzero((np.diff(sorted_scores, axis=-1) == 0).any(axis=-1))[0] if scores.ndim == 2 else []:
+        values = sorted_scores[row]
+        start = 0
+        while start < n:
+            end = start
+            while end + 1 < n and values[end + 1] == values[start]:
+                end += 1
+            ranks_sorted[row, start:end + 1] = (start + end + 2) / 2.0
+            start = end + 1
+    ranks = np.empty_like(ranks_sorted)
+    np.put_along_axis(ranks, order, ranks_sorted, axis=-1)
+    return ranks
+
+
+def median_ranks(scores: np.ndarray | Tensor, relevant: np.ndarray | Tensor) -> np.ndarray:
+    """Per instance, the median rank of the relevant features among ``scores`` ``[N, n]`` (rank 1 = the highest
+    score; ties get their average rank); ``relevant`` is a boolean ``[N, n]`` mask with at least one feature per
+    row. The optimum is ``(1 + r) / 2`` for ``r`` relevant features (1.5 for XOR, 2.5 for orange skin)."""
+    scores = np.asarray(scores.detach().cpu() if isinstance(scores, Tensor) else scores, dtype=np.float64)
+    relevant = np.asarray(relevant.cpu() if isinstance(relevant, Tensor) else relevant, dtype=bool)
+    if scores.ndim != 2 or scores.shape != relevant.shape:
+        raise ValueError(f"scores and relevant must both be [N, n]; got {scores.shape} and {relevant.shape}")
+    if not relevant.any(axis=1).all():
+        raise ValueError("relevant must mark at least one feature per instance")
+    ranks = _average_ranks(scores)
+    masked = np.where(relevant, ranks, np.nan)
+    return np.nanmedian(masked, axis=1)
+
+
+def true_positive_rate(selected: np.ndarray | Tensor, relevant: np.ndarray | Tensor) -> float:
+    """Mean over instances of ``|selected ∩ relevant| / |relevant|`` (both ``[N, n]`` 0/1 masks), in [0, 1]."""
+    selected = np.asarray(selected.cpu() if isinstance(selected, Tensor) else selected) > 0.5
+    relevant = np.asarray(relevant.cpu() if isinstance(relevant, Tensor) else relevant, dtype=bool)
+    if selected.shape != relevant.shape:
+        raise ValueError(f"selected and relevant must have the same shape; got {selected.shape} and {relevant.shape}")
+    return float(np.mean((selected & relevant).sum(1) / np.maximum(relevant.sum(1), 1)))
+
+
+def subset_precision(selected: np.ndarray | Tensor, spans: np.ndarray | Tensor) -> float:
+    """Mean over reviews of the fraction of selected tokens inside annotated spans (``[N, L]`` 0/1 masks), in [0, 1]."""
+    selected = np.asarray(selected.cpu() if isinstance(selected, Tensor) else selected) > 0.5
+    spans = np.asarray(spans.cpu() if isinstance(spans, Tensor) else spans, dtype=bool)
+    if selected.shape != spans.shape:
+        raise ValueError(f"selected and spans must have the same shape; got {selected.shape} and {spans.shape}")
+    return float(np.mean((selected & spans).sum(1) / np.maximum(selected.sum(1), 1)))
+
+
+# ---------------------------------------------------------------------------------------------------
+# training and evaluation
+# ---------------------------------------------------------------------------------------------------
+
+
+def _derived_seed(*words: int) -> int:
+    return int(np.random.SeedSequence(list(words)).generate_state(1, dtype=np.uint64)[0] % (2**63 - 1))
+
+
+def _inputs(config: L2XConfig, split: Any, index: np.ndarray | slice) -> tuple[Tensor, Tensor]:
+    if config.task in TABULAR_TASKS:
+        return (torch.as_tensor(split.x[index], device=config.device),
+                torch.as_tensor(split.prob[index], device=config.device))
+    return (torch.as_tensor(split.tokens[index], device=config.device),
+            torch.as_tensor(split.rating[index], device=config.device))
+
+
+def _losses(config: L2XConfig, output: Tensor, target: Tensor) -> Tensor:
+    """Per-instance losses ``[S, B]``: binary cross-entropy (tabular, against P(Y=1|x)) or squared error (text).
+
+    Training minimises their sum over the batch, averaged over samples, so that an instance's upstream gradient
+    ``g = ∂L/∂z`` does not depend on the batch size and λ is in the units of one instance's loss (Adam is
+    invariant to the scale of the objective, so this trains as the mean would with a rescaled λ)."""
+    target = target.unsqueeze(0).expand_as(output)
+    if config.task in TABULAR_TASKS:
+        return nn.functional.binary_cross_entropy_with_logits(output, target, reduction="none")
+    return (output - target) ** 2
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, config: L2XConfig, split: Any) -> dict[str, float]:
+    """The metrics of a split with ``z = TopK(k)(θ)`` (see the module docstring)."""
+    model.eval()
+    solver = TopK(config.k)
+    scores, selected, outputs = [], [], []
+    for start in range(0, len(split), config.eval_batch_size):
+        inputs, _ = _inputs(config, split, slice(start, start + config.eval_batch_size))
+        theta = model.scores(inputs)
+        z = solver(theta)
+        scores.append(theta.cpu())
+        selected.append(z.cpu())
+        outputs.append(model.predict(inputs, z.unsqueeze(0))[0].cpu())
+    theta, z, out = torch.cat(scores), torch.cat(selected), torch.cat(outputs)
+    if config.task in TABULAR_TASKS:
+        y = split.y
+        return {
+            "tpr_pct": 100.0 * true_positive_rate(z, split.relevant),
+            "median_rank": float(np.mean(median_ranks(theta, split.relevant))),
+            "post_hoc_accuracy_pct": 100.0 * float(np.mean((out.numpy() > 0) == (y == 1))),
+            "bayes_accuracy_pct": 100.0 * float(np.mean((split.prob > 0.5) == (y == 1))),
+        }
+    row = {"mse_x100": 100.0 * float(np.mean((out.numpy() - split.rating) ** 2))}
+    if split.spans is not None:
+        row["precision_pct"] = 100.0 * subset_precision(z, split.spans)
+    return row
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
+    atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(row, sort_keys=True) + "\n" for row in history))
+
+
+def run_l2x(config: L2XConfig, out_dir: str | os.PathLike | None = None, *, data: L2XData | None = None,
+            progress: bool = True, plot: bool = True, stop_after_epochs: int | None = None,
+            num_threads: int | None = None) -> dict[str, Any]:
+    """Train one explainer; return the final numbers (also written to ``final.json``).
+
+    ``out_dir`` (``None``: nothing is written or resumed) receives ``config.json`` (the resolved config),
+    ``metrics.jsonl`` (one row per epoch; epoch 0 = before training), ``final.json``, ``curves.png`` (with
+    ``plot``) and ``checkpoints/last.pt`` after every epoch (model, optimiser, the noise generator, the estimator's
+    state such as AIMLE's β, the epoch and the metrics so far; ``torch.load(..., weights_only=True)`` reads it).
+    Every write is atomic. Rerunning with the same config resumes after the last finished epoch and ends with
+    the numbers of an uninterrupted run; a finished run is not trained again; a different config in ``out_dir``
+    is an error. ``stop_after_epochs`` stops early, as an interruption would. ``data``: the splits (``None``:
+    :func:`load_data`); comparisons pass it to share one data set.
+    """
+    config = config.resolve()
+    previous = torch.get_num_threads()
+    if num_threads is not None:
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+            raise ValueError(f"num_threads must be an integer >= 1; got {num_threads!r}")
+        torch.set_num_threads(num_threads)
+    try:
+        return _run(config, None if out_dir is None else Path(out_dir), data, progress, plot, stop_after_epochs)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run(config: L2XConfig, out: Path | None, data: L2XData | None, progress: bool, plot: bool,
+         stop_after_epochs: int | None) -> dict[str, Any]:
+    config_dict = asdict(config)
+    checkpoint_path = None if out is None else out / "checkpoints" / "last.pt"
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        if (out / "config.json").exists():
+            saved = read_json(out / "config.json")
+            if saved != config_dict:
+                differ = sorted(k for k in set(saved) | set(config_dict) if saved.get(k) != config_dict.get(k))
+                raise ValueError(f"the run folder {out} holds a run with a different config (differs in: "
+                                 f"{', '.join(differ)}); use another --out or delete that folder to start over")
+            if (out / "final.json").exists() and stop_after_epochs is None:
+                return read_json(out / "final.json")
+        write_json(out / "config.json", config_dict)
+    if data is None:
+        data = load_data(config)
+    if data.task != config.task:
+        raise ValueError(f"data is for task {data.task!r} but config.task is {config.task!r}")
+
+    model = build_model(config, data)
+    generator = torch.Generator(device=config.device).manual_seed(_derived_seed(config.seed, 2))
+    selector = build_selector(config, generator)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
+    history: list[dict[str, Any]] = []
+    start_epoch = 1
+    if checkpoint_path is not None and checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=config.device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        if selector.layer is not None and state.get("layer") is not None:
+            selector.layer.load_state_dict(state["layer"])
+        history = list(state["history"])
+        start_epoch = int(state["epoch"]) + 1
+
+    train = data.train
+    num_batches = -(-len(train) // config.batch_size)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.epochs * num_batches, initial=(start_epoch - 1) * num_batches,
+                   desc=f"l2x {config.task} {config.method} k={config.k} seed {config.seed}", unit="batch",
+                   leave=False)
+    try:
+        if not history:
+            row = {"epoch": 0, "train_loss": None, "train_seconds": 0.0}
+            for name, split in (("val", data.val), ("test", data.test)):
+                row.update({f"{name}_{k}": v for k, v in evaluate(model, config, split).items()})
+            history.append(row)
+            if out is not None:
+                _write_metrics(out, history)
+        for epoch in range(start_epoch, config.epochs + 1):
+            if stop_after_epochs is not None and epoch > stop_after_epochs:
+                break
+            model.train()
+            started = time.perf_counter()
+            order = torch.randperm(len(train), generator=torch.Generator().manual_seed(
+                _derived_seed(config.seed, 1, epoch))).numpy()
+            total = 0.0
+            for b in range(num_batches):
+                index = np.sort(order[b * config.batch_size:(b + 1) * config.batch_size])
+                inputs, target = _inputs(config, train, index)
+                theta = model.scores(inputs, generator)
+                z = selector(theta)
+                losses = _losses(config, model.predict(inputs, z), target)
+                optimizer.zero_grad(set_to_none=True)
+                losses.sum(1).mean().backward()
+                optimizer.step()
+                loss = float(losses.detach().mean())
+                total += loss * len(index)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(epoch=epoch, loss=f"{loss:.3g}", refresh=False)
+            row = {"epoch": epoch, "train_loss": total / len(train), "train_seconds": time.perf_counter() - started}
+            for name, split in (("val", data.val), ("test", data.test)):
+                row.update({f"{name}_{k}": v for k, v in evaluate(model, config, split).items()})
+            if selector.layer is not None and isinstance(getattr(selector.layer, "target", None), AdaptiveTarget):
+                row["aimle_beta"] = selector.layer.target.beta
+            history.append(row)
+            if out is not None:
+                _save_checkpoint(checkpoint_path, {
+                    "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "generator": generator.get_state(),
+                    "layer": None if selector.layer is None else selector.layer.state_dict(),
+                    "history": history, "config": config_dict,
+                })
+                _write_metrics(out, history)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    final = _final(config, history, data)
+    if out is not None and history[-1]["epoch"] == config.epochs:
+        write_json(out / "final.json", final)
+        if plot:
+            plot_curves(history, config, out / "curves.png")
+    return final
+
+
+def _final(config: L2XConfig, history: list[dict[str, Any]], data: L2XData) -> dict[str, Any]:
+    last = history[-1]
+    keys = TABULAR_METRICS if config.task in TABULAR_TASKS else TEXT_METRICS
+    return {
+        "task": config.task, "method": config.method, "k": config.k, "seed": config.seed,
+        "epochs_done": last["epoch"], "epochs": config.epochs,
+        "test": {key: last[f"test_{key}"] for key in keys if f"test_{key}" in last},
+        "val": {key: last[f"val_{key}"] for key in keys if f"val_{key}" in last},
+        "train_seconds": sum(row["train_seconds"] for row in history),
+        "data": {"source": data.source, "num_train": len(data.train), "num_val": len(data.val),
+                 "num_test": len(data.test), **data.info},
+        "config": asdict(config), "environment": environment_info(),
+    }
+
+
+def plot_curves(history: list[dict[str, Any]], config: L2XConfig, path: str | os.PathLike) -> Path:
+    """Training loss and the test metrics per epoch."""
+    plt = pyplot()
+    keys = ("tpr_pct", "median_rank") if config.task in TABULAR_TASKS else ("mse_x100", "precision_pct")
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    epochs = [row["epoch"] for row in history]
+    axes[0].plot(epochs[1:], [row["train_loss"] for row in history[1:]], marker="o")
+    axes[0].set_title("training loss")
+    for ax, key in zip(axes[1:], keys):
+        ax.plot(epochs, [row.get(f"test_{key}") for row in history], marker="o", label="test")
+        ax.plot(epochs, [row.get(f"val_{key}") for row in history], marker=".", label="val")
+        ax.set_title(key)
+        ax.legend()
+    for ax in axes:
+        ax.set_xlabel("epoch")
+    fig.suptitle(f"L2X {config.task}, {config.method}, k = {config.k}, seed {config.seed}")
+    fig.tight_layout()
+    return save_figure(fig, path)
