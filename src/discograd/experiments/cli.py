@@ -1,6 +1,10 @@
 """The ``discograd`` command line.
 
-- ``discograd demo`` / ``discograd synthetic ...``: the synthetic top-k study (the README's numbers).
+- ``discograd demo``: the Warcraft shortest-path demo (generated 12×12 maps; I-MLE, blackbox and
+  straight-through trained briefly; accuracy table and plots).
+- ``discograd warcraft ...`` / ``discograd compare ...``: one Warcraft method, or methods × seeds.
+- ``discograd synthetic ...``: the synthetic top-k study.
+- ``discograd l2x ...`` / ``discograd dvae ...``: learning to explain and the discrete VAE.
 - ``discograd study [--quick] ...``: the paper's optimisation study: every estimator's optimality gap
   after 50 SGD steps, the λ × learning-rate grid of Sum-of-Gamma against Gumbel noise, and the
   paper's claims checked on both gaps.
@@ -69,9 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="discograd", description="discograd experiments, studies and benchmarks")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="the paper's synthetic top-k study, 100 repetitions (about a minute on 2 cores)")
-    _add_synthetic_options(demo)
-    synthetic = sub.add_parser("synthetic", help="the synthetic top-k study with every option")
+    synthetic = sub.add_parser("synthetic", help="the paper's synthetic top-k study (100 repetitions, about 20 s on 2 cores)")
     _add_synthetic_options(synthetic)
 
     study = sub.add_parser(
@@ -107,7 +109,9 @@ def _add_experiment_commands(sub: Any) -> None:
     """The experiment packages register their own subcommands (and set a handler attribute on args)."""
     from .dvae import add_dvae_commands
     from .l2x.commands import add_l2x_commands
+    from .warcraft.commands import add_warcraft_commands
 
+    add_warcraft_commands(sub, demo_name="demo")
     add_dvae_commands(sub)
     add_l2x_commands(sub)
 
@@ -163,6 +167,10 @@ def _run_bench_gradients(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "warcraft_handler"):
+        from .warcraft.commands import run_warcraft_command
+
+        return run_warcraft_command(args)
     if hasattr(args, "dvae_handler"):
         from .dvae import run_dvae_command
 
@@ -173,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_l2x_command(args)
     command = args.command if args.command != "bench" else f"bench {args.benchmark}"
     try:
-        if args.command in ("demo", "synthetic"):
+        if args.command == "synthetic":
             return _run_synthetic(args)
         if args.command == "study":
             return _run_study(args)

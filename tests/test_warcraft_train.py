@@ -1,0 +1,397 @@
+"""Warcraft model, methods, metrics, run folders, resume, the CLI and the comparison (tiny data, seconds)."""
+
+import argparse
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from discograd.experiments.warcraft import train as train_module
+from discograd.experiments.warcraft.commands import (
+    add_warcraft_commands,
+    run_warcraft_command,
+)
+from discograd.experiments.warcraft.compare import run_compare
+from discograd.experiments.warcraft.data import generate_warcraft
+from discograd.experiments.warcraft.model import WarcraftNet
+from discograd.experiments.warcraft.train import (
+    METHODS,
+    LabelTarget,
+    WarcraftConfig,
+    _Split,
+    benchmark_epoch,
+    build_method,
+    build_model,
+    path_metrics,
+    run_warcraft,
+)
+from discograd.losses import hamming_loss
+from discograd.solvers import GridShortestPath
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny steps on one thread: torch's thread wake-ups would dominate them on a busy machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate_warcraft(12, num_train=16, num_val=6, num_test=6, seed=0)
+
+
+def tiny(**overrides):
+    """A config that trains in about a second: 12 maps, width-8 network."""
+    values = {"num_train": 12, "num_val": 6, "num_test": 6, "epochs": 1, "batch_size": 6, "width": 8,
+              "lr_milestones": [], "eval_batch_size": 6, "learning_rate": 1e-3}
+    values.update(overrides)
+    return WarcraftConfig(**values)
+
+
+# -- model --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("grid_size", [12, 18])
+@pytest.mark.parametrize("activation", ["softplus", "identity"])
+def test_model_shapes_and_non_negative_costs(grid_size, activation):
+    torch.manual_seed(0)
+    net = WarcraftNet(grid_size, width=16, cost_activation=activation)
+    costs = net(torch.randn(3, 3, 8 * grid_size, 8 * grid_size))
+    assert costs.shape == (3, grid_size, grid_size)
+    assert torch.isfinite(costs).all()
+    if activation == "softplus":
+        assert (costs >= np.log(2) - 1e-6).all()  # softplus of a non-negative channel mean
+    else:
+        assert (costs >= 0).all()
+
+
+def test_model_is_the_resnet18_stem():
+    net = WarcraftNet(12)
+    assert net.conv1.kernel_size == (7, 7) and net.conv1.stride == (2, 2) and net.conv1.out_channels == 64
+    assert len(net.layer1) == 2 and all(b.conv1.out_channels == 64 for b in net.layer1)
+    # ResNet18's conv1 + bn1 + layer1 parameter count
+    assert sum(p.numel() for p in net.parameters()) == 3 * 64 * 49 + 2 * 64 + 4 * (64 * 64 * 9 + 2 * 64)
+
+
+def test_model_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="cost_activation must be one of"):
+        WarcraftNet(12, cost_activation="relu")
+    with pytest.raises(ValueError, match="at least 4 \\* grid_size"):
+        WarcraftNet(12)(torch.zeros(1, 3, 40, 40))
+
+
+def test_build_model_is_seeded_and_leaves_global_rng_alone():
+    state = torch.get_rng_state()
+    a = build_model(tiny(seed=3))
+    assert torch.equal(torch.get_rng_state(), state)
+    b = build_model(tiny(seed=3))
+    c = build_model(tiny(seed=4))
+    assert torch.equal(a.conv1.weight, b.conv1.weight) and not torch.equal(a.conv1.weight, c.conv1.weight)
+
+
+# -- methods --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_takes_finite_steps(method, data):
+    config = tiny(method=method, num_samples=2)
+    split = _Split(data.train, 8, None, None, "cpu")
+    config = config.resolve(mean_path_length=float(split.paths.sum(axis=(1, 2)).mean()))
+    model = build_model(config)
+    layer = build_method(config, torch.Generator().manual_seed(0))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for step in range(2):
+        images, weights, paths = split.batch(np.arange(4 * step, 4 * step + 4))
+        losses = layer.loss(model(images), paths, weights)
+        assert losses.dim() == 2 and losses.shape[-1] == 4 and torch.isfinite(losses).all()
+        optimizer.zero_grad()
+        losses.sum().backward()
+        grads = [p.grad for p in model.parameters()]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads)
+        assert any(bool(g.abs().sum() > 0) for g in grads), f"{method}: zero gradient"
+        optimizer.step()
+
+
+def test_resolved_config_fills_method_defaults(data):
+    split = _Split(data.train, 16, None, None, "cpu")
+    length = float(split.paths.sum(axis=(1, 2)).mean())
+    imle = WarcraftConfig(method="imle").resolve(length)
+    assert imle.noise_k == round(length) and imle.step_size == 5.0 and imle.target_temperature == 1.0
+    aimle = WarcraftConfig(method="aimle").resolve(length)
+    assert aimle.aimle_target_nonzeros == 12.0 and aimle.step_size is None
+    assert WarcraftConfig(method="two_stage").resolve(length).noise_k is None
+
+
+def test_label_target_is_the_label_under_the_hamming_loss(data):
+    """Eq. 14: θ' = −λg where g ≠ 0; with the Hamming loss MAP(θ') is the true path."""
+    paths = torch.from_numpy(np.asarray(data.train.paths[:5], dtype=np.float32))
+    theta = -torch.rand(5, 12, 12)
+    z = torch.zeros_like(paths).requires_grad_()
+    hamming_loss(z, paths, event_dims=2, normalize=False).sum().backward()
+    params = LabelTarget(3.0).params(theta.unsqueeze(0), z.grad.unsqueeze(0), event_dims=2)
+    assert torch.equal(params.theta_minus[0], -3.0 * z.grad)
+    assert torch.equal(GridShortestPath()(params.theta_minus[0]), paths)
+    # where g = 0 the target keeps θ
+    g = torch.zeros(1, 1, 12, 12)
+    g[..., 0, 0] = 1.0
+    kept = LabelTarget(2.0).params(theta[:1].unsqueeze(0), g, event_dims=2).theta_minus
+    assert kept[0, 0, 0, 0] == -2.0 and torch.equal(kept[0, 0].flatten()[1:], theta[0].flatten()[1:])
+    with pytest.raises(ValueError, match="step_size must be a finite number > 0"):
+        LabelTarget(0.0)
+
+
+# -- metrics --------------------------------------------------------------------------------------------------
+
+
+def test_path_metrics_count_equal_cost_paths_as_optimal():
+    costs = torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]).expand(3, 3, 3)
+    label = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])    # cost 4, around the top
+    mirror = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])   # cost 4, around the bottom
+    centre = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])   # cost 7, through the middle
+    metrics = path_metrics(torch.stack([label, mirror, centre]), label.expand(3, 3, 3), costs)
+    assert metrics["optimal"].tolist() == [1.0, 1.0, 0.0]
+    assert metrics["exact"].tolist() == [1.0, 0.0, 0.0]
+    assert metrics["regret"].tolist() == [0.0, 0.0, 3.0]
+    assert metrics["cost_ratio"].tolist() == [1.0, 1.0, 7.0 / 4.0]
+    assert metrics["hamming"].tolist() == [0.0, 4.0, 3.0]
+    with pytest.raises(ValueError, match="same shape"):
+        path_metrics(label, label[None], costs)
+
+
+def test_path_metrics_relative_tolerance():
+    label = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    other = torch.tensor([[[1.0, 1.0], [0.0, 1.0]]])
+    costs = torch.tensor([[[1000.0, 0.0], [0.0, 1000.0]]])
+    costs_close = costs.clone()
+    costs_close[0, 0, 1] = 0.01  # 0.01 / 2000 = 5e-6 relative
+    assert path_metrics(other, label, costs_close)["optimal"].item() == 1.0
+    costs_far = costs.clone()
+    costs_far[0, 0, 1] = 1.0  # 5e-4 relative
+    assert path_metrics(other, label, costs_far)["optimal"].item() == 0.0
+
+
+# -- run folder and resume -----------------------------------------------------------------------------------
+
+
+def test_run_folder_contents(data, tmp_path):
+    out = tmp_path / "run"
+    final = run_warcraft(tiny(method="imle"), out, data=data, progress=False)
+    for name in ("config.json", "metrics.jsonl", "metrics.csv", "final.json", "curves.png", "paths.png",
+                 "checkpoints/last.pt"):
+        assert (out / name).stat().st_size > 0, name
+    assert not list(out.rglob(".*tmp*"))
+    config = json.loads((out / "config.json").read_text())
+    assert config["method"] == "imle" and config["noise_k"] >= 12 and config["step_size"] == 5.0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1]
+    assert rows[0]["train_loss"] is None and rows[1]["train_loss"] > 0
+    for key in ("optimal_pct", "exact_pct", "cost_ratio", "regret", "hamming"):
+        assert f"val_{key}" in rows[1] and f"test_{key}" in rows[1]
+    assert 0 <= rows[1]["test_optimal_pct"] <= 100 and rows[1]["test_cost_ratio"] >= 1.0 - 1e-9
+    header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert header[:4] == ["epoch", "lr", "train_loss", "train_seconds"]
+    assert final == json.loads((out / "final.json").read_text())
+    assert final["test"]["optimal_pct"] == rows[1]["test_optimal_pct"]
+    state = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert state["epoch"] == 1 and set(state) >= {"model", "optimizer", "scheduler", "generator", "layer", "history"}
+    # a finished run is not trained again; a different config in the same folder is refused
+    assert run_warcraft(tiny(method="imle"), out, data=data, progress=False) == final
+    with pytest.raises(ValueError, match="different config \\(differs in: learning_rate\\)"):
+        run_warcraft(tiny(method="imle", learning_rate=0.1), out, data=data, progress=False)
+
+
+def _weights(out):
+    return torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+
+
+def _strip_times(final):
+    final = dict(final)
+    for key in ("train_seconds", "environment"):
+        final.pop(key)
+    return final
+
+
+def test_resume_gives_the_uninterrupted_result(data, tmp_path, monkeypatch):
+    # AIMLE: its β is state that must survive; a milestone inside the run exercises the scheduler
+    config = tiny(method="aimle", epochs=3, lr_milestones=[2], num_samples=2)
+    straight = run_warcraft(config, tmp_path / "straight", data=data, progress=False, plot=False)
+
+    # stopped after 2 epochs (as if killed between epochs), then resumed
+    stopped = tmp_path / "stopped"
+    run_warcraft(config, stopped, data=data, progress=False, plot=False, stop_after_epochs=2)
+    assert _weights(stopped)["epoch"] == 2 and not (stopped / "final.json").exists()
+    assert _weights(stopped)["layer"]["_extra_state"]["target"]["num_updates"] == 4
+    resumed = run_warcraft(config, stopped, data=data, progress=False, plot=False)
+
+    # interrupted in the middle of epoch 3 (Ctrl-C), then resumed
+    interrupted = tmp_path / "interrupted"
+    calls = {"n": 0}
+    real_step = train_module._step
+
+    def flaky_step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 6:  # the second step of epoch 3
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "_step", flaky_step)
+    with pytest.raises(KeyboardInterrupt):
+        run_warcraft(config, interrupted, data=data, progress=False, plot=False)
+    monkeypatch.setattr(train_module, "_step", real_step)
+    assert _weights(interrupted)["epoch"] == 2
+    again = run_warcraft(config, interrupted, data=data, progress=False, plot=False)
+
+    reference = _weights(tmp_path / "straight")
+    for final, folder in ((resumed, stopped), (again, interrupted)):
+        assert _strip_times(final) == _strip_times(straight)
+        state = _weights(folder)
+        for key, value in reference["model"].items():
+            assert torch.equal(state["model"][key], value), key
+        assert torch.equal(state["generator"], reference["generator"])
+        assert state["layer"] == reference["layer"]
+        assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-4)
+        assert [r["test_regret"] for r in state["history"]] == [r["test_regret"] for r in reference["history"]]
+
+
+def test_training_is_reproducible_and_seed_dependent(data):
+    a = run_warcraft(tiny(method="straight_through"), None, data=data, progress=False)
+    b = run_warcraft(tiny(method="straight_through"), None, data=data, progress=False)
+    c = run_warcraft(tiny(method="straight_through", seed=1), None, data=data, progress=False)
+    assert a["test"] == b["test"]
+    assert a["test"] != c["test"] or a["val"] != c["val"]
+
+
+def test_run_rejects_a_grid_size_that_does_not_match_the_data(data):
+    with pytest.raises(ValueError, match="grid_size is 18 but the data has 12 x 12 grids"):
+        run_warcraft(tiny(grid_size=18), None, data=data, progress=False)
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"method": "sgd"}, "method must be one of"),
+    ({"epochs": 0}, "epochs must be an integer >= 1"),
+    ({"lr_milestones": [30, 10]}, "lr_milestones must be increasing"),
+    ({"learning_rate": -1.0}, "learning_rate must be a finite number > 0"),
+    ({"method": "imle", "temperature": 0.0}, "temperature must be > 0 for method 'imle'"),
+    ({"device": "tpu"}, "device must be 'cpu', 'cuda' or 'cuda:N'"),
+])
+def test_config_validation_names_the_rule(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        tiny(**overrides).validate()
+
+
+# -- CLI -----------------------------------------------------------------------------------------------------
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="discograd")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_warcraft_commands(sub, demo_name="demo")
+    return parser
+
+
+def _main(argv):
+    return run_warcraft_command(_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["warcraft", "--method", "sgd"], "argument --method: invalid choice: 'sgd' (choose from imle, aimle"),
+    (["compare", "--methods", "imle", "adam"], "argument --methods: invalid choice: 'adam'"),
+    (["warcraft", "--cost-activation", "relu"], "invalid choice: 'relu' (choose from softplus, identity)"),
+    (["warcraft", "--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
+])
+def test_cli_rejects_bad_choices(argv, match, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _parser().parse_args(argv)
+    assert exc.value.code == 2
+    assert match.replace("'", "") in capsys.readouterr().err.replace("'", "")
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["warcraft", "--epochs", "0"], "epochs must be an integer >= 1; got 0"),
+    (["warcraft", "--lr-milestones", "5", "3"], "lr_milestones must be increasing integers >= 1"),
+    (["warcraft", "--step-size", "-2"], "step_size must be a finite number > 0"),
+    (["warcraft", "--num-threads", "0"], "--num-threads must be an integer >= 1"),
+    (["compare", "--seeds", "0", "-1"], "seeds must be one or more integers >= 0"),
+    (["compare", "--methods", "imle", "imle"], "methods must not repeat"),
+])
+def test_cli_reports_bad_values(argv, match, capsys, tmp_path):
+    assert _main(argv + ["--quick", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
+                         "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"discograd {argv[0]}: error:" in err and match in err
+
+
+def test_cli_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["warcraft", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for fragment in ("--method {imle,aimle,imle_mm,imle_mumu,blackbox,perturbed_fy,spo_plus,straight_through,two_stage}",
+                     "--lr-milestones", "(default: 30 40)", "--data-dir", "--step-size", "resumes an interrupted run",
+                     "--benchmark-epoch", "--quick"):
+        assert fragment in text, fragment
+
+
+def test_cli_trains_resumes_and_benchmarks(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["warcraft", "--quick", "--num-train", "10", "--num-val", "4", "--num-test", "4", "--epochs", "1",
+            "--batch-size", "5", "--width", "8", "--method", "blackbox", "--out", str(out), "--cache-dir",
+            str(tmp_path / "cache"), "--no-progress", "--no-plot", "--num-threads", "1"]
+    assert _main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "blackbox, 12x12, 1 epochs: test" in printed and "% optimal cost" in printed
+    assert json.loads((out / "config.json").read_text())["step_size"] == 5.0
+    assert _main(argv) == 0  # finished: read back, not retrained
+    assert list((tmp_path / "cache").iterdir())  # the generated maps were cached
+    bench = ["warcraft", "--benchmark-epoch", "--quick", "--num-train", "8", "--batch-size", "4", "--no-progress",
+             "--out", str(tmp_path / "bench")]
+    assert _main(bench) == 0
+    printed = capsys.readouterr().out
+    assert "| imle_S10 |" in printed and "× two-stage" in printed
+    result = json.loads((tmp_path / "bench" / "benchmark_epoch.json").read_text())
+    assert result["results"]["two_stage"]["ratio_to_two_stage"] == 1.0
+
+
+# -- compare and benchmark -----------------------------------------------------------------------------------
+
+
+def test_compare_writes_its_table(data, tmp_path):
+    out = tmp_path / "compare"
+    results = run_compare(["imle_mumu", "two_stage"], [0, 1], tiny(), out, data=data, progress=False)
+    for name in ("compare.md", "compare.csv", "runs.csv", "compare.json", "compare.png",
+                 "imle_mumu/seed0/final.json", "two_stage/seed1/final.json"):
+        assert (out / name).stat().st_size > 0, name
+    table = (out / "compare.md").read_text()
+    assert "| imle_mumu |" in table and "| two_stage |" in table and "97.2" in table  # the paper's μ-μ at K = 12
+    assert "mean ± std over 2 seeds (0, 1)" in table
+    row = results["table"]["two_stage"]["optimal_pct"]
+    runs = [results["runs"][f"two_stage/seed{s}"]["test"]["optimal_pct"] for s in (0, 1)]
+    assert row["mean"] == pytest.approx(np.mean(runs)) and row["std"] == pytest.approx(np.std(runs, ddof=1))
+    lines = (out / "compare.csv").read_text().splitlines()
+    assert lines[0].startswith("method,num_seeds,optimal_pct_mean,optimal_pct_std") and len(lines) == 3
+    assert len((out / "runs.csv").read_text().splitlines()) == 5
+    # a second call reuses the finished runs
+    again = run_compare(["imle_mumu", "two_stage"], [0, 1], tiny(), out, data=data, progress=False, plot=False)
+    assert again["table"] == results["table"]
+
+
+def test_benchmark_epoch_splits_the_step(data):
+    result = benchmark_epoch(12, num_maps=12, batch_size=4, max_batches=2, progress=False)
+    assert result["batches_measured"] == 2 and result["num_batches"] == 3
+    rows = result["results"]
+    assert set(rows) == {"two_stage", "imle_S1", "imle_S10"}
+    for row in rows.values():
+        parts = row["data"] + row["network"] + row["solver"] + row["estimator"]
+        assert row["total"] == pytest.approx(parts) and min(row[k] for k in ("data", "network", "solver")) >= 0
+    assert rows["two_stage"]["solver"] == 0.0 and rows["imle_S10"]["solver"] > 0
+
+
+def test_demo_config_is_valid():
+    from discograd.experiments.warcraft.compare import DEMO_CONFIG, DEMO_METHODS
+
+    replace(DEMO_CONFIG).validate()
+    assert DEMO_CONFIG.grid_size == 12 and set(DEMO_METHODS) == {"imle", "blackbox", "straight_through"}
