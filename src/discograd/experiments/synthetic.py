@@ -14,7 +14,7 @@ repetitions:
   ``exact``, p itself). Perturb-and-MAP with ``SoG(k, 1)`` noise is much colder than p for k > 1 (on
   TopK(10, 5) it is closest to p at temperature ≈ 0.25), so the two gaps rank the methods differently.
 
-Methods (the first four are the default, ``discograd demo``'s):
+Methods (the first four are the default, ``discograd synthetic``'s):
 
 - ``imle_sog``: I-MLE, Sum-of-Gamma noise ``SoG(k, 1)``, PID target with step size λ.
 - ``imle_gumbel``: the same with Gumbel(0, 1) noise.
