@@ -7,21 +7,22 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable
 
 import torch
 
-__all__ = ["atomic_write_text", "write_json", "read_json", "environment_info", "pyplot", "save_figure"]
+__all__ = ["atomic_write_text", "save_checkpoint", "write_json", "write_jsonl", "read_json", "environment_info",
+           "pyplot", "save_figure"]
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+def _atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], *, binary: bool) -> Path:
+    """Call ``write`` on a temporary file in ``path``'s folder, flush it to disk, then ``os.replace`` it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -29,6 +30,22 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    return _atomic_write(path, lambda f: f.write(text), binary=False)
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """``torch.save(state)`` atomically: a checkpoint is never half written (load it with
+    ``torch.load(path, weights_only=True)``: keep ``state`` to tensors and plain containers)."""
+    return _atomic_write(path, lambda f: torch.save(state, f), binary=True)
+
+
+def write_jsonl(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:
+    """One JSON object per line, written atomically."""
+    return atomic_write_text(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:

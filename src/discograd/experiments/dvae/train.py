@@ -15,7 +15,6 @@ import json
 import math
 import os
 import statistics
-import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -29,8 +28,10 @@ from .._io import (
     environment_info,
     pyplot,
     read_json,
+    save_checkpoint,
     save_figure,
     write_json,
+    write_jsonl,
 )
 from .data import DATASETS, BinaryImages, load_digits_binary, load_mnist_binary
 from .model import (
@@ -155,23 +156,8 @@ def _derived_seed(*words: int) -> int:
     return int(np.random.SeedSequence(list(words)).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
-def _write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
-    atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(row, sort_keys=True) + "\n" for row in history))
 
 
 def run_dvae(config: DVAEConfig, out_dir: str | os.PathLike | None = None, *, data: BinaryImages | None = None,
@@ -254,7 +240,7 @@ def _run(config: DVAEConfig, out: Path | None, data: BinaryImages | None, progre
         if not history:
             history.append({"epoch": 0, "train_loss": None, "train_seconds": 0.0, **test_metrics(0)})
             if out is not None:
-                _write_metrics(out, history)
+                write_jsonl(out / "metrics.jsonl", history)
         for epoch in range(start_epoch, config.epochs + 1):
             if stop_after_epochs is not None and epoch > stop_after_epochs:
                 break
@@ -284,13 +270,13 @@ def _run(config: DVAEConfig, out: Path | None, data: BinaryImages | None, progre
             history.append(row)
             bars.epoch_done(row)
             if out is not None:
-                _save_checkpoint(checkpoint_path, {
+                save_checkpoint(checkpoint_path, {
                     "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "generator": generator.get_state(),
                     "layer": None if estimator.layer is None else estimator.layer.state_dict(),
                     "history": history, "config": config_dict,
                 })
-                _write_metrics(out, history)
+                write_jsonl(out / "metrics.jsonl", history)
     finally:
         bars.close()
 

@@ -41,10 +41,8 @@ the selected tokens inside annotated spans, per review, averaged).
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
@@ -67,12 +65,13 @@ from ... import (
 )
 from ...solvers import TopK
 from .._io import (
-    atomic_write_text,
     environment_info,
     pyplot,
     read_json,
+    save_checkpoint,
     save_figure,
     write_json,
+    write_jsonl,
 )
 from .data import TABULAR_TASKS, L2XData, generate_reviews, generate_tabular, load_beer
 
@@ -495,22 +494,8 @@ def evaluate(model: nn.Module, config: L2XConfig, split: Any) -> dict[str, float
     return row
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
-def _write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
-    atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(row, sort_keys=True) + "\n" for row in history))
 
 
 def run_l2x(config: L2XConfig, out_dir: str | os.PathLike | None = None, *, data: L2XData | None = None,
@@ -592,7 +577,7 @@ def _run(config: L2XConfig, out: Path | None, data: L2XData | None, progress: bo
                 row.update({f"{name}_{k}": v for k, v in evaluate(model, config, split).items()})
             history.append(row)
             if out is not None:
-                _write_metrics(out, history)
+                write_jsonl(out / "metrics.jsonl", history)
         for epoch in range(start_epoch, config.epochs + 1):
             if stop_after_epochs is not None and epoch > stop_after_epochs:
                 break
@@ -622,13 +607,13 @@ def _run(config: L2XConfig, out: Path | None, data: L2XData | None, progress: bo
                 row["aimle_beta"] = selector.layer.target.beta
             history.append(row)
             if out is not None:
-                _save_checkpoint(checkpoint_path, {
+                save_checkpoint(checkpoint_path, {
                     "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "generator": generator.get_state(),
                     "layer": None if selector.layer is None else selector.layer.state_dict(),
                     "history": history, "config": config_dict,
                 })
-                _write_metrics(out, history)
+                write_jsonl(out / "metrics.jsonl", history)
     finally:
         if bar is not None:
             bar.close()

@@ -57,7 +57,6 @@ import csv
 import io
 import math
 import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -81,7 +80,7 @@ from ... import (
 from ...losses import FenchelYoungLoss, hamming_loss, spo_plus_loss
 from ...solvers import GridShortestPath
 from ...targets import TargetParams
-from .._io import atomic_write_text, environment_info, read_json, write_json
+from .._io import atomic_write_text, environment_info, read_json, save_checkpoint, write_json, write_jsonl
 from .model import COST_ACTIVATIONS, WarcraftNet
 
 __all__ = [
@@ -527,19 +526,6 @@ def _step(model: WarcraftNet, method: Method, optimizer: torch.optim.Optimizer, 
     return float(losses.detach().mean())
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace``: never half written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _plain_scheduler_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -548,9 +534,7 @@ def _plain_scheduler_state(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
-    import json
-
-    atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(row, sort_keys=True) + "\n" for row in history))
+    write_jsonl(out / "metrics.jsonl", history)
     columns = list(history[0])
     for row in history[1:]:
         columns += [k for k in row if k not in columns]
@@ -695,7 +679,7 @@ def _run(config: WarcraftConfig, out: Path | None, data: Any, progress: bool, pl
             history.append(row)
             bars.epoch_done(row)
             if out is not None:
-                _save_checkpoint(checkpoint_path, {
+                save_checkpoint(checkpoint_path, {
                     "epoch": epoch,
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
