@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import typing
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
+
+from .._cli import add_dataclass_options
 
 __all__ = ["OPTION_HELP", "add_dvae_commands", "run_dvae_command"]
 
@@ -49,26 +50,13 @@ OPTION_HELP = {
 }
 
 
-def _option_type(hint: Any) -> Any:
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return args[0] if args else hint
-
-
 def _add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     from .data import DATASETS
     from .model import METHODS
     from .train import TRAIN_KL, DVAEConfig
 
-    defaults = DVAEConfig()
-    hints = typing.get_type_hints(DVAEConfig)
-    choices = {"method": list(METHODS), "dataset": list(DATASETS), "train_kl": list(TRAIN_KL)}
-    for f in fields(DVAEConfig):
-        if f.name in skip:
-            continue
-        default = getattr(defaults, f.name)
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=_option_type(hints[f.name]), default=None,
-                            choices=choices.get(f.name),
-                            help=f"{OPTION_HELP[f.name]} (default: {'unset' if default is None else default})")
+    add_dataclass_options(parser, DVAEConfig, OPTION_HELP, skip=skip,
+                          choices={"method": list(METHODS), "dataset": list(DATASETS), "train_kl": list(TRAIN_KL)})
 
 
 def _add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import typing
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
+
+from .._cli import add_dataclass_options
 
 __all__ = ["OPTION_HELP", "add_l2x_commands", "run_l2x_command"]
 
@@ -56,29 +57,11 @@ OPTION_HELP = {
 }
 
 
-def _option_type(hint: Any) -> Any:
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return args[0] if args else hint
-
-
 def _add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     from .train import METHODS, TASKS, L2XConfig
 
-    defaults = L2XConfig()
-    hints = typing.get_type_hints(L2XConfig)
-    choices = {"task": list(TASKS), "method": list(METHODS)}
-    for f in fields(L2XConfig):
-        if f.name in skip:
-            continue
-        default = getattr(defaults, f.name)
-        text = f"{OPTION_HELP[f.name]} (default: {'unset' if default is None else default})"
-        item = _option_type(hints[f.name])
-        option = f"--{f.name.replace('_', '-')}"
-        if item is bool:
-            parser.add_argument(option, action=argparse.BooleanOptionalAction, default=None, help=text)
-        else:
-            parser.add_argument(option, type=item, default=None, choices=choices.get(f.name), help=text,
-                                metavar=None if f.name in choices else f.name.split("_")[-1].upper())
+    add_dataclass_options(parser, L2XConfig, OPTION_HELP, skip=skip,
+                          choices={"task": list(TASKS), "method": list(METHODS)})
 
 
 def _add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:

@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import typing
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
+
+from .._cli import add_dataclass_options
 
 __all__ = ["OPTION_HELP", "add_warcraft_commands", "run_warcraft_command"]
 
@@ -57,39 +58,13 @@ OPTION_HELP = {
 }
 
 
-def _option_type(hint: Any) -> tuple[Any, bool]:
-    """``(item type, is_list)`` of a config field's type hint (``X | None`` gives ``X``)."""
-    if typing.get_origin(hint) is list:
-        return typing.get_args(hint)[0], True
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return (args[0] if args else hint), False
-
-
 def _add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """One option per WarcraftConfig field; every default is ``None`` (= the preset's value)."""
     from .model import COST_ACTIVATIONS
     from .train import METHODS, WarcraftConfig
 
-    defaults = WarcraftConfig()
-    hints = typing.get_type_hints(WarcraftConfig)
-    choices = {"method": list(METHODS), "cost_activation": list(COST_ACTIVATIONS)}
-    for f in fields(WarcraftConfig):
-        if f.name in skip:
-            continue
-        option = f"--{f.name.replace('_', '-')}"
-        default = getattr(defaults, f.name)
-        shown = "unset" if default is None else (" ".join(map(str, default)) or "none") if isinstance(default, list) else default
-        text = f"{OPTION_HELP[f.name]} (default: {shown})"
-        item, is_list = _option_type(hints[f.name])
-        if item is bool:
-            parser.add_argument(option, action=argparse.BooleanOptionalAction, default=None, help=text)
-        elif is_list:
-            parser.add_argument(option, nargs="*", type=item, default=None, metavar="N", help=text)
-        else:
-            names = [option, "--lr"] if f.name == "learning_rate" else [option]
-            metavar = {int: "N", float: "X"}.get(item, "PATH" if f.name.endswith("_dir") else f.name.upper())
-            parser.add_argument(*names, type=item, default=None, choices=choices.get(f.name), help=text,
-                                metavar=None if f.name in choices else metavar)
+    add_dataclass_options(parser, WarcraftConfig, OPTION_HELP, skip=skip, aliases={"learning_rate": ["--lr"]},
+                          choices={"method": list(METHODS), "cost_activation": list(COST_ACTIVATIONS)})
 
 
 def _add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:
