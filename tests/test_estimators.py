@@ -345,3 +345,15 @@ def test_estimators_bad_arguments():
         fenchel_young_loss(torch.zeros(3), torch.zeros(4), solver=TopK(1))
     with pytest.raises(ValueError, match="theta_pred and theta_true"):
         spo_plus_loss(torch.zeros(3), torch.zeros(4), torch.zeros(3), solver=TopK(1))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e2, 1e4])
+def test_simple_float32_gradient_matches_float64_reference(scale, generator):
+    """SIMPLE's backward (a second derivative of the DP's log-partition) stays accurate in float32."""
+    t = (torch.randn(4, 200, generator=generator) * scale).requires_grad_()
+    w = torch.randn(4, 200, generator=generator)
+    (discograd.simple_topk(t, 50, generator=generator) * w).sum().backward()
+    t64 = t.detach().double().requires_grad_()
+    (reference,) = torch.autograd.grad(topk_marginals(t64, 50), t64, w.double())
+    assert torch.isfinite(t.grad).all()
+    torch.testing.assert_close(t.grad.double(), reference, atol=1e-5, rtol=1e-4)
