@@ -22,7 +22,7 @@ repeats after a warm-up; ``time.perf_counter``, with ``torch.cuda.synchronize`` 
 
 Usage::
 
-    python benchmarks/bench_core.py                 # full run: about 2 minutes on 2 CPU cores
+    python benchmarks/bench_core.py                 # full run: about 2.5 minutes on 2 idle CPU cores
     python benchmarks/bench_core.py --quick         # every measurement once, tiny sizes (CI)
     python benchmarks/bench_core.py --device cuda --out benchmarks/results/core-cuda.json
 """
@@ -69,14 +69,14 @@ class Config:
     def repeats(self, numel: int, *, large: tuple[int, int] = (1, 5)) -> tuple[int, int]:
         """(warm-up calls, timed repeats) for a measurement drawing ``numel`` Gamma variates per call.
 
-        Fewer repeats at the largest sizes (``large``) keep the full run near two minutes on 2 CPU cores.
+        Fewer repeats at the largest sizes (``large``) keep the full run under three minutes on 2 CPU cores.
         """
         if self.quick:
             return 1, 1
         if numel <= 2_000_000:
-            return 2, 15
+            return 2, 31
         if numel <= 20_000_000:
-            return 1, 9
+            return 1, 15
         return large
 
 
