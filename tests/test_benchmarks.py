@@ -59,3 +59,20 @@ def test_bench_core_quick(tmp_path):
     targets = data["targets"]
     assert set(targets) >= {"imle_overhead_max_ratio", "sog_min_speedup", "sog_same_law"}
     assert all(isinstance(t["met"], bool) for t in targets.values())
+
+
+def test_bench_warcraft_quick(tmp_path):
+    """The Warcraft epoch benchmark runs in its quick mode and writes finite ratios."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_warcraft.py"
+    out = tmp_path / "warcraft.json"
+    done = subprocess.run([sys.executable, str(script), "--quick", "--out", str(out)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    ratios = [r["ratio_to_two_stage"] for r in result["results"].values()]
+    assert len(ratios) == 3 and all(r > 0 and r == r for r in ratios)
