@@ -2,7 +2,9 @@
 sampled, and how much memory one I-MLE step holds at its peak.
 
 Every comparison is a ratio against a baseline measured in the same run (medians of interleaved
-repeats after a warm-up; ``time.perf_counter``, with ``torch.cuda.synchronize`` on CUDA).
+repeats after a warm-up; ``time.perf_counter``, with ``torch.cuda.synchronize`` on CUDA). On CPU the
+ratio of process CPU times (``time.process_time``, all threads) is reported next to it: it moves less when
+other jobs compete for the cores.
 
 1. ``imle_overhead``: ``discograd.imle(TopK(k), noise=SumOfGamma(k), num_samples=S,
    target=PerturbedTarget(1.0))`` forward + ``(z * w).sum().backward()`` against the *bare work* of the
@@ -249,7 +251,7 @@ def bench_imle_overhead(config: Config, device: torch.device, dtype: torch.dtype
             "imle(TopK(k), noise=SumOfGamma(k), num_samples=S, target=PerturbedTarget(1.0)) forward + "
             "(z*w).sum().backward() vs bare work: SumOfGamma(k).sample((S,B,n)) + add + TopK on [S*B,n] + "
             "in-place sub + TopK + difference summed over samples; k = n // 10; ratio = imle / bare "
-            "(medians of wall-clock time); ratio_cpu: the same with process CPU time (all threads), robust to "
+            "(medians of wall-clock time); ratio_cpu: the same with process CPU time (all threads), less sensitive to "
             "other load on the machine; noise_s/solver_s/other_s: stages of the bare work"
         ),
         "dtype": str(dtype),
