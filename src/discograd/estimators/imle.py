@@ -124,7 +124,7 @@ def imle_gradient(
         if scale_by_step_size:
             gradient.div_(torch.where(nonzero, lam, torch.ones_like(lam)))
         gradient.mul_(nonzero)
-    elif scale_by_step_size:
+    elif scale_by_step_size and lam != 1.0:
         gradient.div_(lam)
     observe = getattr(target, "observe", None)
     if observe is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from .._validation import check_positive
@@ -34,8 +35,9 @@ class PerturbedTarget:
 
     def params(self, theta: Tensor, grad_z: Tensor, *, event_dims: int) -> TargetParams:
         lam = self.step_size
-        theta_minus = theta - lam * grad_z
-        theta_plus = theta + lam * grad_z if self.two_sided else None
+        # one fused pass each (theta - lam * grad_z would make two and a temporary)
+        theta_minus = torch.add(theta, grad_z, alpha=-lam)
+        theta_plus = torch.add(theta, grad_z, alpha=lam) if self.two_sided else None
         return TargetParams(theta_minus=theta_minus, theta_plus=theta_plus, step_size=lam, two_sided=self.two_sided)
 
     def __repr__(self) -> str:
