@@ -12,7 +12,7 @@ from typing import IO, Any, Callable
 import torch
 
 __all__ = ["atomic_write_text", "save_checkpoint", "write_json", "write_jsonl", "read_json", "environment_info",
-           "pyplot", "save_figure"]
+           "pyplot", "save_figure", "open_run_folder"]
 
 
 def _atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], *, binary: bool) -> Path:
@@ -101,3 +101,20 @@ def save_figure(fig: Any, path: str | os.PathLike) -> Path:
 
         plt.close(fig)
     return path
+
+
+def open_run_folder(out: Path, config_dict: dict[str, Any], *, finished_ok: bool = True) -> dict[str, Any] | None:
+    """Prepare a run folder for ``config_dict``: create it, refuse one that holds a different config
+    (``ValueError`` naming the differing fields), and write ``config.json``. Returns the saved
+    ``final.json`` when the run already finished (and ``finished_ok``), else ``None`` (start or resume)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "config.json").exists():
+        saved = read_json(out / "config.json")
+        if saved != config_dict:
+            differ = sorted(k for k in set(saved) | set(config_dict) if saved.get(k) != config_dict.get(k))
+            raise ValueError(f"the run folder {out} holds a run with a different config (differs in: "
+                             f"{', '.join(differ)}); use another --out or delete that folder to start over")
+        if finished_ok and (out / "final.json").exists():
+            return read_json(out / "final.json")
+    write_json(out / "config.json", config_dict)
+    return None

@@ -26,8 +26,8 @@ import torch
 from .._io import (
     atomic_write_text,
     environment_info,
+    open_run_folder,
     pyplot,
-    read_json,
     save_checkpoint,
     save_figure,
     write_json,
@@ -194,16 +194,9 @@ def _run(config: DVAEConfig, out: Path | None, data: BinaryImages | None, progre
     config_dict = asdict(config)
     checkpoint_path = None if out is None else out / "checkpoints" / "last.pt"
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        if (out / "config.json").exists():
-            saved = read_json(out / "config.json")
-            if saved != config_dict:
-                differ = sorted(k for k in set(saved) | set(config_dict) if saved.get(k) != config_dict.get(k))
-                raise ValueError(f"the run folder {out} holds a run with a different config (differs in: "
-                                 f"{', '.join(differ)}); use another --out or delete that folder to start over")
-            if (out / "final.json").exists() and stop_after_epochs is None:
-                return read_json(out / "final.json")
-        write_json(out / "config.json", config_dict)
+        finished = open_run_folder(out, config_dict, finished_ok=stop_after_epochs is None)
+        if finished is not None:
+            return finished
     data = load_data(config) if data is None else data
     train = data.train if config.num_train is None else data.train[:config.num_train]
     test = data.test

@@ -80,7 +80,7 @@ from ... import (
 from ...losses import FenchelYoungLoss, hamming_loss, spo_plus_loss
 from ...solvers import GridShortestPath
 from ...targets import TargetParams
-from .._io import atomic_write_text, environment_info, read_json, save_checkpoint, write_json, write_jsonl
+from .._io import atomic_write_text, environment_info, open_run_folder, save_checkpoint, write_json, write_jsonl
 from .model import COST_ACTIVATIONS, WarcraftNet
 
 __all__ = [
@@ -606,16 +606,9 @@ def _run(config: WarcraftConfig, out: Path | None, data: Any, progress: bool, pl
 
     checkpoint_path = None if out is None else out / "checkpoints" / "last.pt"
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        if (out / "config.json").exists():
-            saved = read_json(out / "config.json")
-            if saved != config_dict:
-                differ = sorted(k for k in set(saved) | set(config_dict) if saved.get(k) != config_dict.get(k))
-                raise ValueError(f"the run folder {out} holds a run with a different config (differs in: "
-                                 f"{', '.join(differ)}); use another --out or delete that folder to start over")
-            if (out / "final.json").exists() and stop_after_epochs is None:
-                return read_json(out / "final.json")
-        write_json(out / "config.json", config_dict)
+        finished = open_run_folder(out, config_dict, finished_ok=stop_after_epochs is None)
+        if finished is not None:
+            return finished
 
     model = build_model(config)
     if config.device == "cpu":
