@@ -7,7 +7,7 @@ import typing
 from dataclasses import fields
 from typing import Any, Mapping
 
-__all__ = ["option_type", "add_dataclass_options"]
+__all__ = ["option_type", "add_dataclass_options", "apply_options", "check_threads"]
 
 
 def option_type(hint: Any) -> tuple[Any, bool]:
@@ -50,3 +50,18 @@ def add_dataclass_options(parser: argparse.ArgumentParser, config_cls: type, hel
             parser.add_argument(option, *aliases.get(f.name, []), type=item, default=None,
                                 choices=choices.get(f.name), help=text,
                                 metavar=None if f.name in choices else metavar)
+
+
+def apply_options(config: Any, args: argparse.Namespace) -> Any:
+    """Set every config field whose option was given (not ``None``) on ``config``; paths become strings."""
+    for f in fields(config):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            setattr(config, f.name, str(value) if f.name.endswith("_dir") else value)
+    return config
+
+
+def check_threads(args: argparse.Namespace) -> None:
+    """``--num-threads`` is unset or an integer >= 1."""
+    if args.num_threads is not None and args.num_threads < 1:
+        raise ValueError(f"--num-threads must be an integer >= 1; got {args.num_threads}")

@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .._cli import add_dataclass_options
+from .._cli import add_dataclass_options, apply_options, check_threads
 
 __all__ = ["OPTION_HELP", "add_dvae_commands", "run_dvae_command"]
 
@@ -107,16 +107,8 @@ def _config_from(args: argparse.Namespace) -> Any:
     from .train import DVAEConfig
 
     config = DVAEConfig.quick() if args.quick else DVAEConfig()
-    for f in fields(DVAEConfig):
-        value = getattr(args, f.name, None)
-        if value is not None:
-            setattr(config, f.name, str(value) if f.name == "data_dir" else value)
+    apply_options(config, args)
     return config
-
-
-def _check_threads(args: argparse.Namespace) -> None:
-    if args.num_threads is not None and args.num_threads < 1:
-        raise ValueError(f"--num-threads must be an integer >= 1; got {args.num_threads}")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -124,7 +116,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
     config = _config_from(args)
     config.validate()
-    _check_threads(args)
+    check_threads(args)
     out = args.out if args.out is not None else Path("runs") / (
         f"dvae-{config.method}-seed{config.seed}" + ("-quick" if args.quick else ""))
     start = time.perf_counter()
@@ -143,7 +135,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     from .train import format_compare, run_compare
 
     config = _config_from(args)
-    _check_threads(args)
+    check_threads(args)
     out = args.out if args.out is not None else Path("runs") / ("dvae-compare" + ("-quick" if args.quick else ""))
     start = time.perf_counter()
     results = run_compare(list(args.methods), list(args.seeds), replace(config, method=args.methods[0]), out,

@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .._cli import add_dataclass_options
+from .._cli import add_dataclass_options, apply_options, check_threads
 
 __all__ = ["OPTION_HELP", "add_l2x_commands", "run_l2x_command"]
 
@@ -114,16 +113,8 @@ def _config_from(args: argparse.Namespace) -> Any:
     from .train import L2XConfig
 
     config = L2XConfig.quick() if args.quick else L2XConfig()
-    for f in fields(L2XConfig):
-        value = getattr(args, f.name, None)
-        if value is not None:
-            setattr(config, f.name, str(value) if f.name == "data_dir" else value)
+    apply_options(config, args)
     return config
-
-
-def _check_threads(args: argparse.Namespace) -> None:
-    if args.num_threads < 1:
-        raise ValueError(f"--num-threads must be an integer >= 1; got {args.num_threads}")
 
 
 def _summary(final: dict[str, Any]) -> str:
@@ -134,7 +125,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from .train import run_l2x
 
     config = _config_from(args).resolve()
-    _check_threads(args)
+    check_threads(args)
     out = args.out if args.out is not None else Path("runs") / (
         f"l2x-{config.task}-{config.method}-k{config.k}-seed{config.seed}" + ("-quick" if args.quick else ""))
     start = time.perf_counter()
@@ -150,7 +141,7 @@ def _run_compare(args: argparse.Namespace) -> int:
 
     config = _config_from(args)
     config.validate()
-    _check_threads(args)
+    check_threads(args)
     out = args.out if args.out is not None else Path("runs") / (
         f"l2x-compare-{config.task}" + ("-quick" if args.quick else ""))
     start = time.perf_counter()

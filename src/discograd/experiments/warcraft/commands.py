@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .._cli import add_dataclass_options
+from .._cli import add_dataclass_options, apply_options, check_threads
 
 __all__ = ["OPTION_HELP", "add_warcraft_commands", "run_warcraft_command"]
 
@@ -137,16 +137,8 @@ def _config_from(args: argparse.Namespace, **fixed: Any) -> Any:
     from .train import WarcraftConfig
 
     config = WarcraftConfig.quick() if args.quick else WarcraftConfig()
-    for f in fields(WarcraftConfig):
-        value = getattr(args, f.name, None)
-        if value is not None:
-            setattr(config, f.name, str(value) if f.name == "data_dir" else value)
+    apply_options(config, args)
     return replace(config, **fixed) if fixed else config
-
-
-def _check_threads(args: argparse.Namespace) -> None:
-    if args.num_threads is not None and args.num_threads < 1:
-        raise ValueError(f"--num-threads must be an integer >= 1; got {args.num_threads}")
 
 
 def _run_warcraft(args: argparse.Namespace) -> int:
@@ -154,7 +146,7 @@ def _run_warcraft(args: argparse.Namespace) -> int:
 
     config = _config_from(args)
     config.validate()
-    _check_threads(args)
+    check_threads(args)
     if args.benchmark_epoch:
         previous = None
         if args.num_threads is not None:
@@ -194,7 +186,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     from .compare import format_compare, run_compare
 
     config = _config_from(args)
-    _check_threads(args)
+    check_threads(args)
     out = args.out if args.out is not None else Path("runs") / (
         f"compare-{config.grid_size}x{config.grid_size}" + ("-quick" if args.quick else ""))
     start = time.perf_counter()
@@ -209,7 +201,7 @@ def _run_compare(args: argparse.Namespace) -> int:
 def _run_demo(args: argparse.Namespace) -> int:
     from .compare import warcraft_demo
 
-    _check_threads(args)
+    check_threads(args)
     warcraft_demo(args.out, num_threads=args.num_threads, progress=not args.no_progress, plot=not args.no_plot,
                   cache_dir=args.cache_dir)
     return 0
