@@ -6,7 +6,15 @@ import pytest
 import torch
 
 import discograd
-from discograd import AdaptiveTarget, Argmax, Gumbel, PerturbedTarget, SumOfGamma, TopK
+from discograd import (
+    AdaptiveTarget,
+    Argmax,
+    Gumbel,
+    LabelTarget,
+    PerturbedTarget,
+    SumOfGamma,
+    TopK,
+)
 from discograd.exact import topk_marginals
 
 
@@ -247,6 +255,29 @@ def test_no_noise_is_blackbox_interpolation(generator):
     torch.testing.assert_close(t.grad, (TopK(3)(theta) - TopK(3)(theta - 2.0 * g)) / 2.0)
 
 
+def test_label_target_is_maximum_likelihood_on_the_label(generator):
+    """Eq. 14 target θ' = −λg where g ≠ 0: under a Hamming loss MAP(θ' + ε) is the label when λ dominates
+    the noise, so the gradient is (z − z*)/λ per sample (the perceptron rule without noise). The size of g
+    does not scale it: a loss averaged over S samples gives the sum of the per-sample terms."""
+    theta = torch.randn(6, 8, generator=generator, dtype=torch.float64)
+    label = TopK(3)(torch.randn(6, 8, generator=generator, dtype=torch.float64))
+    for noise, samples in ((None, 1), (SumOfGamma(3), 4)):
+        t = theta.clone().requires_grad_()
+        layer = discograd.imle(TopK(3), noise=noise, target=LabelTarget(50.0), num_samples=samples,
+                               generator=generator)
+        z = layer(t)
+        zs = z if z.dim() == 3 else z.unsqueeze(0)
+        (zs * (1 - 2 * label) + label).sum(dim=(-2, -1)).mean().backward()  # Hamming: g = (1 − 2z*)/S ≠ 0
+        torch.testing.assert_close(t.grad, (zs - label).sum(0) / 50.0)
+    # where g = 0 the target keeps θ; elsewhere it is −λg, whatever θ is
+    g = torch.zeros(1, 6, 8, dtype=torch.float64)
+    g[..., 0] = 2.0
+    params = LabelTarget(3.0).params(theta.unsqueeze(0), g, event_dims=1)
+    assert torch.equal(params.theta_minus[..., 0], torch.full((1, 6), -6.0, dtype=torch.float64))
+    assert torch.equal(params.theta_minus[..., 1:], theta.unsqueeze(0)[..., 1:])
+    assert params.theta_plus is None and params.step_size == 3.0 and not params.two_sided
+
+
 def test_gradient_flows_through_a_network(generator):
     """theta produced by a layer; the gradient reaches the layer's weights; no warnings (warnings are errors)."""
     torch.manual_seed(0)  # only for nn.Linear's initialisation in this test
@@ -366,6 +397,8 @@ def test_bad_layer_arguments(kwargs, error, match):
         (lambda: AdaptiveTarget(target_nonzeros=0.0), "target_nonzeros"),
         (lambda: AdaptiveTarget(decay=1.0), "decay"),
         (lambda: AdaptiveTarget(update_step=-0.1), "update_step"),
+        (lambda: LabelTarget(step_size=0.0), "step_size must be a finite number > 0"),
+        (lambda: LabelTarget(step_size=float("nan")), "step_size"),
     ],
 )
 def test_bad_target_arguments(make, match):

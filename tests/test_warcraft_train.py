@@ -13,12 +13,11 @@ from discograd.experiments.warcraft.commands import (
     add_warcraft_commands,
     run_warcraft_command,
 )
-from discograd.experiments.warcraft.compare import run_compare
+from discograd.experiments.warcraft.compare import run_compare, run_table2
 from discograd.experiments.warcraft.data import generate_warcraft
 from discograd.experiments.warcraft.model import WarcraftNet
 from discograd.experiments.warcraft.train import (
     METHODS,
-    LabelTarget,
     WarcraftConfig,
     _Split,
     benchmark_epoch,
@@ -29,6 +28,7 @@ from discograd.experiments.warcraft.train import (
 )
 from discograd.losses import hamming_loss
 from discograd.solvers import GridShortestPath
+from discograd.targets import LabelTarget
 
 
 @pytest.fixture(autouse=True)
@@ -318,6 +318,9 @@ def test_cli_rejects_bad_choices(argv, match, capsys):
     (["warcraft", "--num-threads", "0"], "--num-threads must be an integer >= 1"),
     (["compare", "--seeds", "0", "-1"], "seeds must be one or more integers >= 0"),
     (["compare", "--methods", "imle", "imle"], "methods must not repeat"),
+    (["table2", "--grid-sizes", "12", "12"], "grid_sizes must be distinct"),
+    (["table2", "--grid-sizes", "12", "1"], "grid_size must be"),
+    (["table2", "--data-dir", "somewhere"], "data_dir names one grid size's folder"),
 ])
 def test_cli_reports_bad_values(argv, match, capsys, tmp_path):
     assert _main(argv + ["--quick", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
@@ -377,6 +380,42 @@ def test_compare_writes_its_table(data, tmp_path):
     # a second call reuses the finished runs
     again = run_compare(["imle_mumu", "two_stage"], [0, 1], tiny(), out, data=data, progress=False, plot=False)
     assert again["table"] == results["table"]
+
+
+def test_table2_puts_grid_sizes_side_by_side(tmp_path):
+    out = tmp_path / "table2"
+    config = tiny(num_train=6, num_val=3, num_test=4, width=4)
+    results = run_table2(["imle_mm", "two_stage"], [0], config, [12, 18], out, progress=False,
+                         cache_dir=tmp_path / "cache")
+    for name in ("table2.md", "table2.csv", "table2.json", "table2.png", "K12/compare.md",
+                 "K18/imle_mm/seed0/final.json", "K18/two_stage/seed0/paths.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert json.loads((out / "K18/imle_mm/seed0/config.json").read_text())["grid_size"] == 18
+    table = (out / "table2.md").read_text()
+    assert "| method | 12 x 12 | 18 x 18 |" in table and "mean ± std over 1 seed (0)" in table
+    row = next(line for line in table.splitlines() if line.startswith("| imle_mm |"))
+    cells = [c.strip() for c in row.strip("|").split("|")[1:]]
+    for cell, k, paper in zip(cells, (12, 18), (95.2, 94.4)):  # the paper's M-M in brackets
+        ours = results["compare"][k]["table"]["imle_mm"]["optimal_pct"]["mean"]
+        assert cell == f"{ours:.1f} ± 0.0 ({paper})"
+    assert "(" not in next(line for line in table.splitlines() if line.startswith("| two_stage |"))
+    lines = (out / "table2.csv").read_text().splitlines()
+    assert len(lines) == 5 and lines[1].startswith("imle_mm,12,1,") and lines[1].endswith(",95.2")
+    # the same call again reuses every finished run
+    again = run_table2(["imle_mm", "two_stage"], [0], config, [12, 18], out, progress=False, plot=False,
+                       cache_dir=tmp_path / "cache")
+    assert all(again["compare"][k]["table"] == results["compare"][k]["table"] for k in (12, 18))
+    with pytest.raises(ValueError, match="grid_sizes must be distinct and non-empty"):
+        run_table2(["imle_mm"], [0], config, [], out)
+
+
+def test_cli_table2(tmp_path, capsys):
+    argv = ["table2", "--quick", "--grid-sizes", "12", "--methods", "two_stage", "--seeds", "0", "--num-train", "6",
+            "--num-val", "3", "--num-test", "3", "--width", "4", "--epochs", "1", "--batch-size", "3", "--out",
+            str(tmp_path / "t2"), "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--no-plot"]
+    assert _main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "| two_stage |" in printed and "wrote " in printed and (tmp_path / "t2" / "table2.md").exists()
 
 
 def test_benchmark_epoch_splits_the_step(data):

@@ -2,7 +2,8 @@
 
 - ``discograd demo``: the Warcraft shortest-path demo (generated 12×12 maps; I-MLE, blackbox and
   straight-through trained briefly; accuracy table and plots).
-- ``discograd warcraft ...`` / ``discograd compare ...``: one Warcraft method, or methods × seeds.
+- ``discograd warcraft ...`` / ``discograd compare ...`` / ``discograd table2 ...``: one Warcraft method, methods ×
+  seeds, or methods × seeds × grid sizes next to the paper's Table 2.
 - ``discograd synthetic ...``: the synthetic top-k study.
 - ``discograd l2x ...`` / ``discograd dvae ...``: learning to explain and the discrete VAE.
 - ``discograd study [--quick] ...``: the paper's optimisation study: every estimator's optimality gap

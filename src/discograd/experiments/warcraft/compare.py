@@ -11,6 +11,10 @@ comparison resumes run by run, and inside a run from its last epoch), then write
 - ``compare.png``: the test accuracy per method (bars: mean ± std over seeds, diamonds: the paper) and the
   mean test accuracy per epoch.
 
+:func:`run_table2` repeats :func:`run_compare` for several grid sizes (``{out}/K{K}/``) and writes one table of
+% optimal paths, methods × grid sizes, next to the paper's Table 2 (``table2.md``, ``.csv``, ``.json``,
+``.png``).
+
 :func:`warcraft_demo` is the flagship demo: I-MLE, blackbox and straight-through, trained briefly on
 generated 12 × 12 maps on 2 CPU threads (:data:`DEMO_CONFIG`), a few minutes in all.
 """
@@ -40,8 +44,13 @@ from .train import (
     run_warcraft,
 )
 
-__all__ = ["DEMO_CONFIG", "DEMO_METHODS", "format_compare", "plot_compare", "run_compare", "warcraft_demo"]
+__all__ = ["DEMO_CONFIG", "DEMO_METHODS", "TABLE2_METHODS", "format_compare", "format_table2", "plot_compare",
+           "plot_table2", "run_compare", "run_table2", "warcraft_demo"]
 
+#: the methods of the paper's Table 2, and discograd's default I-MLE (PID target, Sum-of-Gamma noise)
+TABLE2_METHODS = ("imle", "imle_mumu", "imle_mm", "blackbox", "perturbed_fy")
+#: the grid sizes of the paper's Table 2
+TABLE2_GRID_SIZES = (12, 18, 24, 30)
 #: the demo's methods
 DEMO_METHODS = ("imle", "blackbox", "straight_through")
 #: the demo's config: generated 12 × 12 maps, the paper's network, 200 Adam steps at a 10× higher learning rate
@@ -261,3 +270,128 @@ def warcraft_demo(out_dir: str | os.PathLike = "runs/demo", *, methods: Sequence
               f"run with metrics, checkpoints{', curves.png and paths.png' if plot else ''}) in "
               f"{time.perf_counter() - start:.0f} s")
     return results
+
+
+def run_table2(methods: Sequence[str], seeds: Sequence[int], base: WarcraftConfig, grid_sizes: Sequence[int],
+               out_dir: str | os.PathLike, *, progress: bool = True, plot: bool = True,
+               cache_dir: str | os.PathLike | None = None, num_threads: int | None = None) -> dict[str, Any]:
+    """The paper's Table 2: :func:`run_compare` at every grid size of ``grid_sizes`` (into ``{out}/K{K}/``,
+    with ``base``'s other hyperparameters), then one table of test accuracy, methods × grid sizes.
+
+    Writes ``table2.md`` (% optimal cost, mean ± std over seeds, with the paper's number next to each),
+    ``table2.csv`` (one row per method and grid size, every metric), ``table2.json`` and, with ``plot``,
+    ``table2.png``. Finished runs are reused and interrupted ones resume, so the same call after an
+    interruption (or with more seeds) only trains what is missing. ``base.data_dir`` must be unset when
+    there is more than one grid size (the original data set has one folder per grid size: call
+    :func:`run_compare` per folder instead). Returns ``{"grid_sizes", "methods", "seeds", "config",
+    "compare": {K: run_compare's results}, "wall_seconds": {K: seconds}}``.
+    """
+    sizes = [int(k) for k in grid_sizes]
+    if not sizes or len(set(sizes)) != len(sizes):
+        raise ValueError(f"grid_sizes must be distinct and non-empty; got {list(grid_sizes)!r}")
+    if base.data_dir is not None and len(sizes) > 1:
+        raise ValueError("data_dir names one grid size's folder of the original data: with data_dir, give one grid "
+                         "size (or call run_compare once per folder)")
+    for k in sizes:  # every size is checked before the first run starts
+        replace(base, grid_size=k, lr_milestones=list(base.lr_milestones)).validate()
+    methods, seeds = _check_methods_and_seeds(methods, seeds)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    compared: dict[int, dict[str, Any]] = {}
+    wall: dict[int, float] = {}
+    for k in sizes:
+        start = time.perf_counter()
+        compared[k] = run_compare(methods, seeds, replace(base, grid_size=k, lr_milestones=list(base.lr_milestones)),
+                                  out / f"K{k}", progress=progress, plot=plot, cache_dir=cache_dir,
+                                  num_threads=num_threads)
+        wall[k] = time.perf_counter() - start
+    config = asdict(base)
+    for key in ("method", "seed", "grid_size"):
+        config.pop(key)
+    results = {"grid_sizes": sizes, "methods": methods, "seeds": seeds, "config": config, "compare": compared,
+               "wall_seconds": wall}
+    write_json(out / "table2.json", results)
+    atomic_write_text(out / "table2.md", format_table2(results) + "\n")
+    atomic_write_text(out / "table2.csv", _table2_csv(results))
+    if plot:
+        plot_table2(results, out / "table2.png")
+    return results
+
+
+def _table2_cell(results: dict[str, Any], method: str, k: int) -> tuple[dict[str, Any], float | None]:
+    compared = results["compare"][k] if k in results["compare"] else results["compare"][str(k)]
+    return compared["table"][method], PAPER_TABLE2.get(method, {}).get(k)
+
+
+def format_table2(results: dict[str, Any]) -> str:
+    """The Markdown table of :func:`run_table2`: % of test paths with optimal cost, methods × grid sizes."""
+    cfg = results["config"]
+    sizes = results["grid_sizes"]
+    seeds = results["seeds"]
+    epochs = f"{cfg['epochs']} epoch{'s' if cfg['epochs'] != 1 else ''}"
+    milestones = cfg["lr_milestones"]
+    decay = f", × {cfg['lr_decay']:g} after epoch(s) {', '.join(map(str, milestones))}" if milestones else ""
+    lines = [
+        (f"Warcraft shortest paths: % of test paths with optimal cost after {epochs}, mean ± std over "
+         f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))}); "
+         f"{'original' if cfg.get('data_dir') else 'generated'} data, {cfg['num_train']} training / "
+         f"{cfg['num_test']} test maps, batch {cfg['batch_size']}, Adam lr {cfg['learning_rate']:g}"
+         f"{decay}. "
+         "In brackets: the paper's Table 2 (original data, 50 epochs, 5 seeds)."),
+        "",
+        "| method | " + " | ".join(f"{k} x {k}" for k in sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
+    for method in results["methods"]:
+        cells = []
+        for k in sizes:
+            row, paper = _table2_cell(results, method, k)
+            cell = f"{row['optimal_pct']['mean']:.1f} ± {row['optimal_pct']['std']:.1f}"
+            cells.append(cell + ("" if paper is None else f" ({paper:.1f})"))
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    header = "| | " + " | ".join(f"{k} x {k}" for k in sizes) + " |"
+    times = [sum(_table2_cell(results, m, k)[0]["train_seconds"]["mean"] for m in results["methods"])
+             / len(results["methods"]) for k in sizes]
+    lines += ["", header, "|---|" + "---|" * len(sizes),
+              "| training time per run (mean over methods) | " + " | ".join(_duration(t) for t in times) + " |"]
+    return "\n".join(lines)
+
+
+def _table2_csv(results: dict[str, Any]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    keys = [*METRIC_KEYS, "train_seconds"]
+    writer.writerow(["method", "grid_size", "num_seeds"] + [f"{k}_{s}" for k in keys for s in ("mean", "std")]
+                    + ["paper_optimal_pct"])
+    for method in results["methods"]:
+        for k in results["grid_sizes"]:
+            row, paper = _table2_cell(results, method, k)
+            writer.writerow([method, k, len(results["seeds"])]
+                            + [repr(row[m][s]) for m in keys for s in ("mean", "std")]
+                            + ["" if paper is None else paper])
+    return buffer.getvalue()
+
+
+def plot_table2(results: dict[str, Any], path: str | os.PathLike) -> Path:
+    """% optimal paths against the grid size per method (mean ± std; dashed: the paper's Table 2)."""
+    plt = _pyplot()
+    sizes = results["grid_sizes"]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
+    for method in results["methods"]:
+        cells = [_table2_cell(results, method, k) for k in sizes]
+        line = ax.errorbar(sizes, [c[0]["optimal_pct"]["mean"] for c in cells],
+                           yerr=[c[0]["optimal_pct"]["std"] for c in cells], marker="o", capsize=3, label=method)
+        paper = [(k, p) for k, (_, p) in zip(sizes, cells) if p is not None]
+        if paper:
+            ax.plot([k for k, _ in paper], [p for _, p in paper], linestyle="--", marker="D", markersize=4,
+                    color=line[0].get_color(), alpha=0.7, label=f"{method} (paper)")
+    ax.set_xticks(sizes, [f"{k}x{k}" for k in sizes])
+    ax.set_xlabel("grid size")
+    ax.set_ylabel("% test paths with optimal cost")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    cfg = results["config"]
+    ax.set_title(f"{cfg['num_train']} maps, {cfg['epochs']} epochs, {len(results['seeds'])} seed(s); dashed: the paper "
+                 "(original data, 50 epochs)", fontsize=9)
+    fig.tight_layout()
+    return _save_figure(fig, Path(path))

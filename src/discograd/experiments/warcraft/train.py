@@ -79,7 +79,7 @@ from ... import (
 )
 from ...losses import FenchelYoungLoss, hamming_loss, spo_plus_loss
 from ...solvers import GridShortestPath
-from ...targets import TargetParams
+from ...targets import LabelTarget
 from .._io import atomic_write_text, environment_info, open_run_folder, save_checkpoint, write_json, write_jsonl
 from .model import COST_ACTIVATIONS, WarcraftNet
 
@@ -237,31 +237,6 @@ class WarcraftConfig:
 # ---------------------------------------------------------------------------------------------------
 # the label target (paper Eq. 14) and the methods
 # ---------------------------------------------------------------------------------------------------
-
-
-class LabelTarget:
-    r"""The target of the I-MLE paper's Eq. 14: ``θ'_i = −λ g_i`` where ``g_i ≠ 0``, ``θ'_i = θ_i`` elsewhere.
-
-    The target no longer depends on θ where the loss has an opinion: with the Hamming loss
-    (``g = 1 − 2z*``) its MAP is the label ``z*``, and the I-MLE gradient becomes ``(z − z*)/λ``
-    (maximum likelihood with the label as the empirical distribution). Used by the ``imle_mm`` (no noise)
-    and ``imle_mumu`` (SoG noise on both sides) Warcraft methods.
-
-    Args:
-        step_size: λ > 0 (its size against the target-side noise decides how often ``MAP(θ' + τ'ε) = z*``).
-    """
-
-    def __init__(self, step_size: float = 1.0) -> None:
-        if not (isinstance(step_size, (int, float)) and math.isfinite(step_size) and step_size > 0):
-            raise ValueError(f"step_size must be a finite number > 0; got {step_size!r}")
-        self.step_size = float(step_size)
-
-    def params(self, theta: Tensor, grad_z: Tensor, *, event_dims: int) -> TargetParams:
-        theta_minus = torch.where(grad_z != 0, grad_z * (-self.step_size), theta)
-        return TargetParams(theta_minus=theta_minus, theta_plus=None, step_size=self.step_size, two_sided=False)
-
-    def __repr__(self) -> str:
-        return f"LabelTarget(step_size={self.step_size})"
 
 
 def _derived_seed(*words: int) -> int:
