@@ -386,7 +386,9 @@ def test_table2_puts_grid_sizes_side_by_side(tmp_path):
     out = tmp_path / "table2"
     config = tiny(num_train=6, num_val=3, num_test=4, width=4)
     results = run_table2(["imle_mm", "two_stage"], [0], config, [12, 18], out, progress=False,
-                         cache_dir=tmp_path / "cache")
+                         cache_dir=tmp_path / "cache", num_threads=2)
+    # the runs' thread count is recorded, not the ambient one (1, set by the one_thread fixture)
+    assert results["compare"][18]["environment"]["num_threads"] == 2
     for name in ("table2.md", "table2.csv", "table2.json", "table2.png", "K12/compare.md",
                  "K18/imle_mm/seed0/final.json", "K18/two_stage/seed0/paths.png"):
         assert (out / name).stat().st_size > 0, name

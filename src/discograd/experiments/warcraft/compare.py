@@ -133,8 +133,11 @@ def run_compare(methods: Sequence[str], seeds: Sequence[int], base: WarcraftConf
     config = asdict(base)
     config.pop("method")
     config.pop("seed")
+    environment = environment_info()
+    if num_threads is not None:  # the runs' own thread count, not the one restored after them
+        environment["num_threads"] = num_threads
     results = {"config": config, "methods": methods, "seeds": seeds, "table": table, "runs": runs,
-               "data_source": getattr(data, "source", None), "environment": environment_info()}
+               "data_source": getattr(data, "source", None), "environment": environment}
     write_json(out / "compare.json", results)
     atomic_write_text(out / "compare.md", format_compare(results) + "\n")
     atomic_write_text(out / "compare.csv", _table_csv(results))
