@@ -32,14 +32,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write_text, environment_info, write_json
+from .._io import atomic_write_text, environment_info, pyplot, save_figure, write_json
 from .train import (
     METHODS,
     METRIC_KEYS,
     PAPER_TABLE2,
     WarcraftConfig,
-    _pyplot,
-    _save_figure,
     load_data,
     run_warcraft,
 )
@@ -211,7 +209,7 @@ def _runs_csv(results: dict[str, Any]) -> str:
 def plot_compare(results: dict[str, Any], curves: dict[str, list[list[float]]], path: str | os.PathLike) -> Path:
     """Bars of the test accuracy per method (mean ± std, the paper's value as a diamond) and the mean test
     accuracy per epoch."""
-    plt = _pyplot()
+    plt = pyplot()
     methods = results["methods"]
     fig, (bars, lines) = plt.subplots(1, 2, figsize=(12, 4.2), dpi=100)
     means = [results["table"][m]["optimal_pct"]["mean"] for m in methods]
@@ -248,7 +246,7 @@ def plot_compare(results: dict[str, Any], curves: dict[str, list[list[float]]], 
     k = results["config"]["grid_size"]
     fig.suptitle(f"Warcraft shortest paths, {k} x {k}")
     fig.tight_layout()
-    return _save_figure(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def warcraft_demo(out_dir: str | os.PathLike = "runs/demo", *, methods: Sequence[str] = DEMO_METHODS,
@@ -377,7 +375,7 @@ def _table2_csv(results: dict[str, Any]) -> str:
 
 def plot_table2(results: dict[str, Any], path: str | os.PathLike) -> Path:
     """% optimal paths against the grid size per method (mean ± std; dashed: the paper's Table 2)."""
-    plt = _pyplot()
+    plt = pyplot()
     sizes = results["grid_sizes"]
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
     for method in results["methods"]:
@@ -397,4 +395,4 @@ def plot_table2(results: dict[str, Any], path: str | os.PathLike) -> Path:
     ax.set_title(f"{cfg['num_train']} maps, {cfg['epochs']} epochs, {len(results['seeds'])} seed(s); dashed: the paper "
                  "(original data, 50 epochs)", fontsize=9)
     fig.tight_layout()
-    return _save_figure(fig, Path(path))
+    return save_figure(fig, Path(path))

@@ -80,7 +80,16 @@ from ... import (
 from ...losses import FenchelYoungLoss, hamming_loss, spo_plus_loss
 from ...solvers import GridShortestPath
 from ...targets import LabelTarget
-from .._io import atomic_write_text, environment_info, open_run_folder, save_checkpoint, write_json, write_jsonl
+from .._io import (
+    atomic_write_text,
+    environment_info,
+    open_run_folder,
+    pyplot,
+    save_checkpoint,
+    save_figure,
+    write_json,
+    write_jsonl,
+)
 from .model import COST_ACTIVATIONS, WarcraftNet
 
 __all__ = [
@@ -750,31 +759,9 @@ class _Bars:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("plotting needs matplotlib: pip install 'discograd[plots]'") from exc
-    return plt
-
-
-def _save_figure(fig: Any, path: Path) -> Path:
-    plt = _pyplot()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
-
-
 def plot_curves(history: list[dict[str, Any]], path: str | os.PathLike, title: str = "") -> Path:
     """Learning curves: training loss, and val / test % optimal, % exact and regret per epoch."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), dpi=100)
     epochs = [r["epoch"] for r in history]
     trained = [r for r in history if r["train_loss"] is not None]
@@ -793,7 +780,7 @@ def plot_curves(history: list[dict[str, Any]], path: str | os.PathLike, title: s
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
     fig.tight_layout()
-    return _save_figure(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def plot_path_panel(maps: np.ndarray, true_paths: np.ndarray, pred_paths: np.ndarray, weights: np.ndarray,
