@@ -57,7 +57,7 @@ def tiny(**overrides):
 
 
 @pytest.mark.parametrize("grid_size", [12, 18])
-@pytest.mark.parametrize("activation", ["softplus", "identity"])
+@pytest.mark.parametrize("activation", ["abs", "softplus", "identity"])
 def test_model_shapes_and_non_negative_costs(grid_size, activation):
     torch.manual_seed(0)
     net = WarcraftNet(grid_size, width=16, cost_activation=activation)
@@ -101,7 +101,7 @@ def test_build_model_is_seeded_and_leaves_global_rng_alone():
 def test_every_method_takes_finite_steps(method, data):
     config = tiny(method=method, num_samples=2)
     split = _Split(data.train, 8, None, None, "cpu")
-    config = config.resolve(mean_path_length=float(split.paths.sum(axis=(1, 2)).mean()))
+    config = config.resolve()
     model = build_model(config)
     layer = build_method(config, torch.Generator().manual_seed(0))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -110,39 +110,80 @@ def test_every_method_takes_finite_steps(method, data):
         losses = layer.loss(model(images), paths, weights)
         assert losses.dim() == 2 and losses.shape[-1] == 4 and torch.isfinite(losses).all()
         optimizer.zero_grad()
-        losses.sum().backward()
+        layer.objective(losses).backward()
         grads = [p.grad for p in model.parameters()]
         assert all(g is not None and torch.isfinite(g).all() for g in grads)
         assert any(bool(g.abs().sum() > 0) for g in grads), f"{method}: zero gradient"
         optimizer.step()
 
 
-def test_resolved_config_fills_method_defaults(data):
-    split = _Split(data.train, 16, None, None, "cpu")
-    length = float(split.paths.sum(axis=(1, 2)).mean())
-    imle = WarcraftConfig(method="imle").resolve(length)
-    assert imle.noise_k == round(length) and imle.step_size == 5.0 and imle.target_temperature == 1.0
-    aimle = WarcraftConfig(method="aimle").resolve(length)
+def test_resolved_config_fills_method_defaults():
+    imle = WarcraftConfig(method="imle").resolve()
+    assert imle.noise_k == 15 and imle.step_size == 20.0 and imle.target_temperature == 1.0
+    assert WarcraftConfig(method="imle", grid_size=30).resolve().noise_k == 39  # int(1.3 K)
+    aimle = WarcraftConfig(method="aimle").resolve()
     assert aimle.aimle_target_nonzeros == 12.0 and aimle.step_size is None
-    assert WarcraftConfig(method="two_stage").resolve(length).noise_k is None
+    assert WarcraftConfig(method="two_stage").resolve().noise_k is None
+    assert WarcraftConfig(method="imle_mu_map").resolve().target_temperature == 0.0
+    # "sum" keeps the cost move λ|g| of "mean": λ divided by the batch size
+    assert WarcraftConfig(method="blackbox", loss_reduction="sum").resolve().step_size == 20.0 / 70
+    assert WarcraftConfig(method="blackbox", loss_reduction="sum", step_size=3.0).resolve().step_size == 3.0
+    with pytest.raises(ValueError, match="loss_reduction must be one of"):
+        WarcraftConfig(loss_reduction="max").validate()
 
 
-def test_label_target_is_the_label_under_the_hamming_loss(data):
-    """Eq. 14: θ' = −λg where g ≠ 0; with the Hamming loss MAP(θ') is the true path."""
-    paths = torch.from_numpy(np.asarray(data.train.paths[:5], dtype=np.float32))
-    theta = -torch.rand(5, 12, 12)
-    z = torch.zeros_like(paths).requires_grad_()
-    hamming_loss(z, paths, event_dims=2, normalize=False).sum().backward()
-    params = LabelTarget(3.0).params(theta.unsqueeze(0), z.grad.unsqueeze(0), event_dims=2)
-    assert torch.equal(params.theta_minus[0], -3.0 * z.grad)
-    assert torch.equal(GridShortestPath()(params.theta_minus[0]), paths)
-    # where g = 0 the target keeps θ
-    g = torch.zeros(1, 1, 12, 12)
-    g[..., 0, 0] = 1.0
-    kept = LabelTarget(2.0).params(theta[:1].unsqueeze(0), g, event_dims=2).theta_minus
-    assert kept[0, 0, 0, 0] == -2.0 and torch.equal(kept[0, 0].flatten()[1:], theta[0].flatten()[1:])
-    with pytest.raises(ValueError, match="step_size must be a finite number > 0"):
-        LabelTarget(0.0)
+def test_table2_methods_default_to_the_original_runs_settings():
+    """tf-imle WARCRAFT maprop.py and the Table 2 run names: μ-μ λ 10 with SoG(int(1.3 K), 10 terms), τ = τ' = 1,
+    one sample; M-M λ 50 without noise; blackbox λ 20; perturbed optimizer σ 0.01, one sample; |m| costs,
+    the Hamming loss averaged over the batch of 70."""
+    mumu = WarcraftConfig(method="imle_mumu").resolve()
+    assert (mumu.step_size, mumu.noise_k, mumu.noise_terms, mumu.temperature, mumu.target_temperature,
+            mumu.num_samples) == (10.0, 15, 10, 1.0, 1.0, 1)
+    assert WarcraftConfig(method="imle_mm").resolve().step_size == 50.0
+    assert WarcraftConfig(method="blackbox").resolve().step_size == 20.0
+    fy = WarcraftConfig(method="perturbed_fy").resolve()
+    assert fy.fy_noise_scale == 0.01 and fy.num_samples == 1
+    base = WarcraftConfig()
+    assert (base.cost_activation, base.loss_reduction, base.batch_size, base.learning_rate, base.epochs,
+            base.lr_milestones) == ("abs", "mean", 70, 5e-4, 50, [30, 40])
+    from discograd.targets import KnownTarget
+    assert isinstance(build_method(mumu).layer.target, KnownTarget)
+    assert isinstance(build_method(WarcraftConfig(method="imle_mu_map").resolve()).layer.target, LabelTarget)
+
+
+def test_mumu_is_supervised_by_the_true_costs(data):
+    """imle_mumu's gradient is (1/λ)[MAP(θ + ε) − MAP(−true cost + ε)] with the same ε, whatever the loss and
+    its reduction (as in the original's mode 4: the upstream gradient is not used)."""
+    split = _Split(data.train, 6, None, None, "cpu")
+    _, weights, paths = split.batch(np.arange(6))
+    config = tiny(method="imle_mumu").resolve()
+    method = build_method(config, torch.Generator().manual_seed(7))
+    costs = (1.0 + torch.rand(6, 12, 12, generator=torch.Generator().manual_seed(1))).requires_grad_()
+    method.objective(method.loss(costs, paths, weights)).backward()
+    eps = method.layer.noise.sample((1, 6, 12, 12), generator=torch.Generator().manual_seed(7))[0]
+    solver = GridShortestPath()
+    expected = (solver(-costs.detach() + eps) - solver(-weights + eps)) / config.step_size
+    torch.testing.assert_close(costs.grad, -expected)  # θ = −cost
+    assert costs.grad.abs().sum() > 0
+
+
+def test_blackbox_and_mm_differ_at_the_original_step_sizes(data):
+    """With g = ±1/70 (a batch of 70) and λ = 20, blackbox's target moves costs by 0.29, not to the label:
+    unlike λ = 5 on a summed loss (the defaults before 0.1.0), blackbox is not Eq. 14's M-M in disguise."""
+    split = _Split(data.train, 16, None, None, "cpu")
+    _, weights, paths = split.batch(np.arange(70) % 16)
+    costs = weights + 3.0 * torch.rand(70, 12, 12, generator=torch.Generator().manual_seed(3))
+    diffs = {}
+    for name in ("blackbox", "imle_mm"):
+        c = costs.clone().requires_grad_()
+        config = tiny(method=name, batch_size=70).resolve()
+        method = build_method(config)
+        method.objective(method.loss(c, paths, weights)).backward()
+        diffs[name] = (c.grad * config.step_size).round()  # undo 1/λ: MAP(θ') − MAP(θ), entries in {−1, 0, 1}
+    assert diffs["imle_mm"].abs().sum() > 0
+    # M-M's target is the label on every map; blackbox's small move reaches it on some maps only
+    reached = (diffs["blackbox"] == diffs["imle_mm"]).flatten(1).all(1)
+    assert 0 < int(reached.sum()) < 70
 
 
 # -- metrics --------------------------------------------------------------------------------------------------
@@ -186,7 +227,7 @@ def test_run_folder_contents(data, tmp_path):
         assert (out / name).stat().st_size > 0, name
     assert not list(out.rglob(".*tmp*"))
     config = json.loads((out / "config.json").read_text())
-    assert config["method"] == "imle" and config["noise_k"] >= 12 and config["step_size"] == 5.0
+    assert config["method"] == "imle" and config["noise_k"] == 15 and config["step_size"] == 20.0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [0, 1]
     assert rows[0]["train_loss"] is None and rows[1]["train_loss"] > 0
@@ -301,7 +342,7 @@ def _main(argv):
 @pytest.mark.parametrize("argv,match", [
     (["warcraft", "--method", "sgd"], "argument --method: invalid choice: 'sgd' (choose from imle, aimle"),
     (["compare", "--methods", "imle", "adam"], "argument --methods: invalid choice: 'adam'"),
-    (["warcraft", "--cost-activation", "relu"], "invalid choice: 'relu' (choose from softplus, identity)"),
+    (["warcraft", "--cost-activation", "relu"], "invalid choice: 'relu' (choose from abs, softplus, identity)"),
     (["warcraft", "--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
 ])
 def test_cli_rejects_bad_choices(argv, match, capsys):
@@ -333,7 +374,8 @@ def test_cli_help_explains_every_option(capsys):
     with pytest.raises(SystemExit):
         _parser().parse_args(["warcraft", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for fragment in ("--method {imle,aimle,imle_mm,imle_mumu,blackbox,perturbed_fy,spo_plus,straight_through,two_stage}",
+    for fragment in ("--method {imle,aimle,imle_mm,imle_mumu,imle_mu_map,blackbox,perturbed_fy,spo_plus,straight_through,"
+                     "two_stage}", "--loss-reduction {mean,sum}",
                      "--lr-milestones", "(default: 30 40)", "--data-dir", "--step-size", "resumes an interrupted run",
                      "--benchmark-epoch", "--quick"):
         assert fragment in text, fragment
@@ -347,7 +389,7 @@ def test_cli_trains_resumes_and_benchmarks(tmp_path, capsys):
     assert _main(argv) == 0
     printed = capsys.readouterr().out
     assert "blackbox, 12x12, 1 epochs: test" in printed and "% optimal cost" in printed
-    assert json.loads((out / "config.json").read_text())["step_size"] == 5.0
+    assert json.loads((out / "config.json").read_text())["step_size"] == 20.0
     assert _main(argv) == 0  # finished: read back, not retrained
     assert list((tmp_path / "cache").iterdir())  # the generated maps were cached
     bench = ["warcraft", "--benchmark-epoch", "--quick", "--num-train", "8", "--batch-size", "4", "--no-progress",

@@ -8,7 +8,8 @@ The public API, re-exported explicitly:
   :func:`score_function`.
 - :mod:`discograd.losses` (Fenchel-Young, SPO+, Hamming) and :mod:`discograd.metrics` (regret, ...).
 - :mod:`discograd.noise`: ``Gumbel``, ``SumOfGamma``, ``Normal``.
-- :mod:`discograd.targets`: ``PerturbedTarget``, ``AdaptiveTarget`` (AIMLE), ``LabelTarget`` (Eq. 14).
+- :mod:`discograd.targets`: ``PerturbedTarget``, ``AdaptiveTarget`` (AIMLE), ``LabelTarget`` (Eq. 14),
+  ``KnownTarget`` (known target parameters).
 - :mod:`discograd.solvers`: batched MAP oracles (``Argmax``, ``TopK``), all maximising ``<θ, z>``.
 - :mod:`discograd.exact`: exact references (k-subset dynamic programmes, enumeration).
 - :mod:`discograd.testing`: checks to run on your own solver.
@@ -37,7 +38,7 @@ from .estimators import (
 )
 from .noise import Gumbel, Normal, SumOfGamma
 from .solvers import Argmax, TopK
-from .targets import AdaptiveTarget, LabelTarget, PerturbedTarget
+from .targets import AdaptiveTarget, KnownTarget, LabelTarget, PerturbedTarget
 
 __version__ = "0.1.0"
 
@@ -66,6 +67,7 @@ __all__ = [
     "PerturbedTarget",
     "AdaptiveTarget",
     "LabelTarget",
+    "KnownTarget",
     "Argmax",
     "TopK",
     "exact",

@@ -38,24 +38,29 @@ class _IMLEFunction(torch.autograd.Function):
     """z = MAP(θ + τ ε) forward; the I-MLE difference of MAP states backward."""
 
     @staticmethod
-    def forward(ctx, theta: Tensor, eps: Tensor | None, layer: "IMLE", args: tuple, kwargs: dict) -> Tensor:
+    def forward(ctx, theta: Tensor, eps: Tensor | None, layer: "IMLE", args: tuple, kwargs: dict,
+                target_theta: Tensor | None) -> Tensor:
         num_samples = layer.num_samples
         z = layer.perturb_and_solve(theta, eps, args, kwargs)
         ctx.layer = layer
         ctx.args = args
         ctx.kwargs = kwargs
         ctx.has_eps = eps is not None
-        ctx.save_for_backward(theta.detach(), eps if eps is not None else theta.new_empty(0), z)
+        ctx.has_target_theta = target_theta is not None
+        empty = theta.new_empty(0)
+        ctx.save_for_backward(theta.detach(), eps if eps is not None else empty, z,
+                              target_theta if target_theta is not None else empty)
         return z if num_samples is not None else z[0]
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, None, None, None, None]:
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, None, None, None, None, None]:
         if not ctx.needs_input_grad[0]:
-            return None, None, None, None, None
+            return None, None, None, None, None, None
         layer: IMLE = ctx.layer
-        theta, eps, z = ctx.saved_tensors
+        theta, eps, z, target_theta = ctx.saved_tensors
         eps = eps if ctx.has_eps else None
+        target_theta = target_theta if ctx.has_target_theta else None
         num_samples = layer.num_samples
         grad_z = grad_output if num_samples is not None else grad_output.unsqueeze(0)
         gradient = imle_gradient(
@@ -71,8 +76,9 @@ class _IMLEFunction(torch.autograd.Function):
             target_temperature=layer.target_temperature,
             scale_by_step_size=layer.scale_by_step_size,
             event_dims=layer.event_dims,
+            target_theta=target_theta,
         )
-        return gradient.sum(0), None, None, None, None
+        return gradient.sum(0), None, None, None, None, None
 
 
 def imle_gradient(
@@ -89,15 +95,20 @@ def imle_gradient(
     target_temperature: float = 1.0,
     scale_by_step_size: bool = True,
     event_dims: int = 1,
+    target_theta: Tensor | None = None,
 ) -> Tensor:
     """The per-sample I-MLE gradient ``[S, *theta.shape]`` (before the sum over samples).
 
     ``z`` and ``grad_z`` have shape ``[S, *theta.shape]``; ``eps`` too, or ``None`` for no noise.
+    ``target_theta`` (``theta``'s shape) goes to targets that use it (:class:`~discograd.targets.KnownTarget`).
     Exposed for estimators built on I-MLE and for tests; :class:`IMLE` is the user-facing op.
     """
     kwargs = {} if kwargs is None else kwargs
     theta_s = theta.unsqueeze(0).expand_as(grad_z)
-    params = target.params(theta_s, grad_z, event_dims=event_dims)
+    if target_theta is None:
+        params = target.params(theta_s, grad_z, event_dims=event_dims)
+    else:
+        params = target.params(theta_s, grad_z, event_dims=event_dims, target_theta=target_theta)
 
     def solve(x: Tensor) -> Tensor:
         # x is a fresh tensor from the target (TargetParams' contract), so the noise is added in place
@@ -138,6 +149,8 @@ class IMLE(PerturbAndMAP):
     ``layer(theta, *args, **kwargs)`` returns ``z = MAP(θ + τ ε)`` (one sample with ``theta``'s shape
     when ``num_samples`` is ``None``; ``[S, *theta.shape]`` with ``num_samples=S``). Extra arguments go
     to the solver and get no gradient; wrap per-instance tensors with :func:`discograd.per_instance`.
+    The keyword ``target_theta`` is the layer's own (never passed to the solver): the known target
+    parameters θ* of :class:`~discograd.targets.KnownTarget`, of ``theta``'s shape.
 
     Args:
         solver: any callable ``solver(theta, *args, **kwargs)`` maximising ``<θ, z>`` over a batch (see
@@ -199,10 +212,29 @@ class IMLE(PerturbAndMAP):
         )
         self.scale_by_step_size = scale_by_step_size
 
-    def forward(self, theta: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+    def forward(self, theta: Tensor, *args: Any, target_theta: Tensor | None = None, **kwargs: Any) -> Tensor:
         check_theta(theta, "theta", min_dim=max(1, self.event_dims))
+        target_theta = self._check_target_theta(theta, target_theta)
         eps = self.sample_noise(theta)
-        return _IMLEFunction.apply(theta, eps, self, args, kwargs)
+        return _IMLEFunction.apply(theta, eps, self, args, kwargs, target_theta)
+
+    def _check_target_theta(self, theta: Tensor, target_theta: Tensor | None) -> Tensor | None:
+        uses = bool(getattr(self.target, "uses_target_theta", False))
+        name = type(self.target).__name__
+        if target_theta is None:
+            if uses:
+                raise ValueError(f"target {name} needs the target parameters: call the layer as "
+                                 f"layer(theta, target_theta=theta_star) with theta_star of theta's shape {tuple(theta.shape)}")
+            return None
+        if not uses:
+            raise ValueError(f"target_theta is only used by targets with known parameters (KnownTarget); target "
+                             f"{name} would ignore it: drop target_theta or use target=KnownTarget(...)")
+        check_theta(target_theta, "target_theta", min_dim=0)
+        if target_theta.shape != theta.shape:
+            raise ValueError(f"target_theta must have theta's shape {tuple(theta.shape)}; got {tuple(target_theta.shape)}")
+        if target_theta.device != theta.device:
+            raise ValueError(f"target_theta must be on theta's device {theta.device}; got {target_theta.device}")
+        return target_theta.detach().to(theta.dtype)
 
     # the target's state (e.g. AIMLE's β) travels with the module's state_dict
     def get_extra_state(self) -> Any:

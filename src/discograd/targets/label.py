@@ -1,4 +1,4 @@
-"""The label target of the I-MLE paper's Eq. 14 (the "M-M" and "μ-μ" Warcraft variants)."""
+"""The label target of the I-MLE paper's Eq. 14 (the Warcraft "M-M" variant)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,10 @@ class LabelTarget:
     ``g ≠ 0``, ``MAP(θ')`` is the label itself whenever ``λ`` dominates the target-side noise, and the
     I-MLE gradient becomes ``(μ(θ) − z*) / λ``: maximum likelihood with the label as the empirical
     distribution (the structured perceptron when there is no noise). Without noise this is the paper's
-    "I-MLE M-M"; with Sum-of-Gamma noise on both sides, "I-MLE μ-μ".
+    "I-MLE M-M" (tf-imle ``WARCRAFT/maprop/warcraft_shortest_path/maprop.py``, mode ``type == 1``:
+    ``weights_prime = lambda_val * grad_output``, then shifted to non-negative costs, which leaves its MAP
+    unchanged). With noise on the forward side only it is the original code's "μ-MAP". The paper's
+    "I-MLE μ-μ" is a different target: :class:`~discograd.targets.KnownTarget` (the true costs, perturbed).
 
     Unlike :class:`~discograd.targets.PerturbedTarget` it is not a small perturbation of θ, so it does
     not tend to ``J_μ(θ) g`` as ``λ → 0``; use it for supervised structures, not as a general-purpose

@@ -40,20 +40,26 @@ OPTION_HELP = {
     "lr_decay": "the factor applied at each milestone",
     "seed": "training seed (network initialisation, batch order, estimator noise)",
     "width": "channels of the ResNet18 stem and layer1 (64 in the paper)",
-    "cost_activation": "map from the network's non-negative output to costs: softplus (strictly positive) or "
-                       "identity (the paper's)",
-    "step_size": "λ of imle, imle_mm, imle_mumu and blackbox, in cost units (unset: 5)",
-    "num_samples": "S, noise samples per map and step (imle, aimle, imle_mumu, straight_through, perturbed_fy)",
+    "cost_activation": "map from the network's non-negative output to costs: abs (the original's), softplus "
+                       "(strictly positive; our option) or identity",
+    "loss_reduction": "mean: the Hamming loss averaged over the batch, the original's (g = ±1/batch per cell); "
+                      "sum: summed (g = ±1), with the default λ divided by the batch size",
+    "step_size": "λ of imle, imle_mm, imle_mumu, imle_mu_map and blackbox (unset: the original's 20 for blackbox "
+                 "and imle, 50 for imle_mm and imle_mu_map, 10 for imle_mumu; divided by the batch size with "
+                 "--loss-reduction sum)",
+    "num_samples": "S, noise samples per map and step (imle, aimle, imle_mumu, imle_mu_map, straight_through, "
+                   "perturbed_fy)",
     "temperature": "τ, scale of the forward Sum-of-Gamma noise",
-    "target_temperature": "τ', scale of the same noise on the I-MLE target side (unset: = --temperature)",
-    "noise_k": "κ of the Sum-of-Gamma noise (unset: the mean number of cells of the training paths)",
+    "target_temperature": "τ', scale of the same noise on the I-MLE target side (unset: = --temperature; "
+                          "imle_mu_map: 0)",
+    "noise_k": "κ of the Sum-of-Gamma noise (unset: int(1.3 * grid size), the original's)",
     "noise_terms": "terms of the truncated Sum-of-Gamma series",
     "aimle_target_nonzeros": "aimle: the number of non-zero gradient cells per map that β is steered to "
                              "(unset: grid size)",
     "aimle_update_step": "aimle: how much β moves per step",
     "aimle_initial_beta": "aimle: β at the start",
     "aimle_two_sided": "aimle: central difference (two solver calls per sample in the backward pass)",
-    "fy_noise_scale": "σ of the Normal noise of perturbed_fy",
+    "fy_noise_scale": "σ of the Normal noise of perturbed_fy (the paper's row: 0.01)",
     "eval_batch_size": "maps per evaluation batch",
     "device": "cpu, cuda or cuda:N (the network; the solver always runs on the CPU)",
 }
@@ -62,10 +68,11 @@ OPTION_HELP = {
 def _add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """One option per WarcraftConfig field; every default is ``None`` (= the preset's value)."""
     from .model import COST_ACTIVATIONS
-    from .train import METHODS, WarcraftConfig
+    from .train import LOSS_REDUCTIONS, METHODS, WarcraftConfig
 
     add_dataclass_options(parser, WarcraftConfig, OPTION_HELP, skip=skip, aliases={"learning_rate": ["--lr"]},
-                          choices={"method": list(METHODS), "cost_activation": list(COST_ACTIVATIONS)})
+                          choices={"method": list(METHODS), "cost_activation": list(COST_ACTIVATIONS),
+                                   "loss_reduction": list(LOSS_REDUCTIONS)})
 
 
 def _add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:

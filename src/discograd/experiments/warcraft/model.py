@@ -6,15 +6,16 @@ mean over the channels → costs ``[B, K, K]``. No weights are downloaded: the l
 ``torchvision.models.resnet18()`` initialises them (Kaiming-normal convolutions, BN weight 1 and bias 0).
 
 Costs are non-negative by construction: layer1 ends in a ReLU, so the channel mean ``m`` is already
-``>= 0`` (the paper feeds it to Dijkstra as is, after an ``abs`` that is then a no-op). ``cost_activation``
-chooses the map applied to ``m``:
+``>= 0``. ``cost_activation`` chooses the map applied to ``m``:
 
-- ``"softplus"`` (default): ``c = softplus(m) = log(1 + e^m) >= log 2 ≈ 0.69``. Strictly positive, so
-  the unperturbed solver never clamps a cost (``GridShortestPath`` clamps costs below 0), and every cell
-  keeps a non-zero gradient (the derivative is ``sigmoid(m) >= 1/2`` for ``m >= 0``). The floor is close to
-  the cheapest true cost 0.8.
-- ``"identity"``: ``c = m``, the paper's output (``>= 0``, exactly 0 on cells whose channels are all zero,
-  where the ReLU then blocks the gradient).
+- ``"abs"`` (default): ``c = |m|``, the original code's head (tf-imle
+  ``WARCRAFT/maprop/warcraft_shortest_path/maprop.py``, ``DijkstraMAP.forward_pass``:
+  ``output = torch.abs(output)``, "make grid weights positive"). After the ReLU it is a no-op in value;
+  costs are exactly 0 on cells whose channels are all zero, where the ReLU blocks the gradient.
+- ``"identity"``: ``c = m`` (the same values as ``"abs"``; kept for runs made before ``"abs"`` existed).
+- ``"softplus"`` (our option, not the paper's): ``c = softplus(m) = log(1 + e^m) >= log 2 ≈ 0.69``.
+  Strictly positive, and every cell keeps a non-zero gradient (the derivative is ``sigmoid(m) >= 1/2``
+  for ``m >= 0``). The floor is close to the cheapest true cost 0.8.
 
 Shapes: the input side must be at least 4·K pixels (two stride-2 stages before the pool); Warcraft maps
 are 8·K (a 12 × 12 grid is a 96 × 96 image), pooled from 2K × 2K to K × K.
@@ -27,7 +28,7 @@ from torch import Tensor, nn
 
 __all__ = ["COST_ACTIVATIONS", "BasicBlock", "WarcraftNet"]
 
-COST_ACTIVATIONS = ("softplus", "identity")
+COST_ACTIVATIONS = ("abs", "softplus", "identity")
 
 
 class BasicBlock(nn.Module):
@@ -53,18 +54,18 @@ class WarcraftNet(nn.Module):
         grid_size: K, the side of the output grid.
         in_channels: image channels (3 for RGB).
         width: channels of the stem and of layer1 (64 in ResNet18 and the paper).
-        cost_activation: ``"softplus"`` (default) or ``"identity"``.
+        cost_activation: ``"abs"`` (default, the original's), ``"softplus"`` or ``"identity"``.
 
     Example:
         >>> import torch
         >>> net = WarcraftNet(12)
         >>> costs = net(torch.rand(2, 3, 96, 96))
-        >>> costs.shape, bool((costs > 0).all())
+        >>> costs.shape, bool((costs >= 0).all())
         (torch.Size([2, 12, 12]), True)
     """
 
     def __init__(self, grid_size: int, in_channels: int = 3, width: int = 64,
-                 cost_activation: str = "softplus") -> None:
+                 cost_activation: str = "abs") -> None:
         super().__init__()
         if isinstance(grid_size, bool) or not isinstance(grid_size, int) or grid_size < 1:
             raise ValueError(f"grid_size must be an integer >= 1; got {grid_size!r}")
@@ -98,7 +99,9 @@ class WarcraftNet(nn.Module):
                              f"got shape {tuple(x.shape)}")
         out = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
         out = self.pool(self.layer1(out)).mean(dim=1)
-        return nn.functional.softplus(out) if self.cost_activation == "softplus" else out
+        if self.cost_activation == "softplus":
+            return nn.functional.softplus(out)
+        return out.abs() if self.cost_activation == "abs" else out
 
     def extra_repr(self) -> str:
         return f"grid_size={self.grid_size}, cost_activation={self.cost_activation!r}"

@@ -6,38 +6,53 @@ turns the scores ``θ = −cost`` into a path; the loss compares paths. :func:`r
 method and writes a run folder; :func:`path_metrics` computes the paper's metrics.
 
 Methods (``WarcraftConfig.method``); every method feeds ``θ = −cost`` to the solver, and every
-method predicts the unperturbed ``MAP(−cost)`` at evaluation:
+method predicts the unperturbed ``MAP(−cost)`` at evaluation. The paper's Table 2 rows are ``imle_mumu``,
+``imle_mm``, ``blackbox`` and ``perturbed_fy``; their defaults are the original runs' settings (tf-imle
+``WARCRAFT/maprop/warcraft_shortest_path/maprop.py``, ``ShortestPathMAP`` and ``DijkstraMAP``; the run
+names in ``WARCRAFT/tools/warcraft-plots-neurips.py``), listed in ``docs/warcraft.md``:
 
-- ``imle``: I-MLE, Sum-of-Gamma noise ``SoG(κ)`` (κ = ``noise_k``, by default the mean number of cells
-  of the training paths) at temperature τ, PID target ``θ' = θ − λ g``; Hamming loss.
+- ``imle_mumu``: the paper's "I-MLE μ-μ" (the original's mode ``type == 4`` with noise on both sides):
+  the target is the distribution of the **true** costs, :class:`~discograd.targets.KnownTarget` with
+  ``θ* = −true cost``; the gradient ``(1/λ)[MAP(θ + τε) − MAP(θ* + τ'ε)]`` with the same Sum-of-Gamma noise
+  ``SoG(κ = int(1.3 K), 10 terms)``, τ = τ' = 1, one sample, λ = 10 (a plain scale: the upstream gradient's
+  values are not used). It uses the true costs, as ``spo_plus`` does.
+- ``imle_mm``: the paper's "I-MLE M-M" (mode ``type == 1``, no noise): the label target of the paper's
+  Eq. 14, :class:`~discograd.targets.LabelTarget`: ``θ'_i = −λ g_i`` where ``g_i ≠ 0``; λ = 50.
+- ``blackbox``: Vlastelica et al.'s blackbox differentiation (mode ``type == 0``, no noise),
+  ``(1/λ)[MAP(θ) − MAP(θ − λ g)]``; λ = 20.
+- ``perturbed_fy``: perturbed optimizer with the Fenchel-Young loss (Berthet et al., 2020), Normal noise
+  of scale σ = ``fy_noise_scale`` (0.01, the run behind the paper's row), ``num_samples`` samples; the loss
+  is on the scores, against the true path.
+- ``imle_mu_map``: the label target of ``imle_mm`` with Sum-of-Gamma noise on the forward side only (the
+  original's "μ-MAP": ``perturb_w`` without ``perturb_w_prime``; τ' = 0 unless ``target_temperature`` is
+  set); λ = 50. Not a Table 2 row. (Before 0.1.0 this was called ``imle_mumu``, with τ' = τ.)
+- ``imle``: I-MLE, Sum-of-Gamma noise ``SoG(κ)`` at temperature τ, PID target ``θ' = θ − λ g``; λ = 20,
+  the cost move of ``blackbox`` (our choice: not a Table 2 row).
 - ``aimle``: I-MLE with the adaptive target (:class:`~discograd.targets.AdaptiveTarget`: λ per instance,
   β steered so that gradients have about ``aimle_target_nonzeros`` non-zero cells; two-sided by default).
-- ``imle_mm``: I-MLE "MAP-MAP", the paper's "I-MLE M-M": no noise, and the label target of the paper's
-  Eq. 14, :class:`LabelTarget`: ``θ'_i = −λ g_i`` where ``g_i ≠ 0`` (``θ_i`` elsewhere).
-- ``imle_mumu``: the paper's "I-MLE μ-μ": the same label target, with SoG noise on both sides, so both
-  terms of ``μ(θ) − μ(θ')`` are perturb-and-MAP estimates of marginals (same noise on both sides).
-- ``blackbox``: Vlastelica et al.'s blackbox differentiation, ``(1/λ)[MAP(θ) − MAP(θ − λ g)]``.
-- ``perturbed_fy``: perturbed optimizer with the Fenchel-Young loss (Berthet et al., 2020), Normal noise
-  of scale σ = ``fy_noise_scale``, ``num_samples`` samples; the loss is on the scores, against the true path.
 - ``spo_plus``: SPO+ (Elmachtoub & Grigas) with the true costs (``θ_true = −true cost``).
 - ``straight_through``: the SoG perturb-and-MAP forward of ``imle``, identity backward; Hamming loss.
 - ``two_stage``: supervised cost regression, squared error of predicted against true costs; no solver
   in training.
 
-What the label target does (``imle_mm``, ``imle_mumu``). With the Hamming loss, ``g = 1 − 2z*`` is non-zero
-on every cell, so ``θ' = λ (2z* − 1)``: score ``+λ`` on the cells of the true path and ``−λ`` elsewhere.
-Its MAP is the true path ``z*`` itself (the solver clamps the negative costs of the path to 0; any other
-path pays at least λ), so the I-MLE gradient is ``(z − z*)/λ`` without noise ("M-M": the perceptron rule)
-and ``(1/λ)[MAP(θ + ε) − MAP(θ' + τ'ε)]`` with noise ("μ-μ": the target is the perturbed label, which is
-``z*`` unless the noise is large against λ). This is the case "I-MLE reduces to maximum likelihood when the
-target structure is known" of METHOD.md: the label supervises the distribution directly; no true costs are
-used. (``spo_plus`` and ``two_stage`` are the methods that use the true costs.)
+κ of the Sum-of-Gamma noise is ``int(1.3 K)`` for every SoG method unless ``noise_k`` is set (the
+original's "heuristic average path length", ``gamma_k = int(height_size * 1.3)``).
 
-Loss scale. The training objective is the per-instance loss **summed** over the batch (and over samples),
-so every instance's upstream gradient is independent of the batch size: for the Hamming distance
-``g = 1 − 2z*`` is ±1, and λ is in cost units (the target moves every cell's cost by λ). Adam is invariant
-to the scale of the objective, so the sum trains exactly as the mean would with a rescaled λ. Reported
-losses are per instance (mean over the batch and samples): for Hamming methods, the number of wrong cells.
+What the label target does (``imle_mm``, ``imle_mu_map``). With the Hamming loss, ``g = (1 − 2z*)/B`` is
+non-zero on every cell, so ``θ' = λ (2z* − 1)/B``: positive on the cells of the true path, negative
+elsewhere. Its MAP is the true path ``z*`` itself (the solver clamps the negative costs of the path to 0; any
+other path pays more), so the I-MLE gradient is ``(z − z*)/λ`` ("M-M": the perceptron rule). The label
+supervises the path directly; no true costs are used.
+
+Loss scale (``loss_reduction``). ``"mean"`` (default, the original's ``HammingLoss``: mean over the batch,
+sum over the cells): the objective is the per-instance loss averaged over the batch (and summed over
+samples, so that with S samples each sample's upstream gradient is that of the original's loss on the
+sample mean), hence ``g = ±1/B`` per cell and the original λ values move costs as far as the original's
+do: blackbox's target moves every cell by ``λ/B = 20/70 ≈ 0.29``. ``"sum"`` sums over the batch
+(``g = ±1``, per-instance gradients independent of the batch size); its default λ values are the
+original's divided by the batch size, so that the cost move is the same. Adam is invariant to the scale
+of the objective, so the two train alike. Reported losses are per instance (mean over the batch and
+samples): for Hamming methods, the number of wrong cells.
 
 Metrics (per split, each epoch; :func:`path_metrics`): ``optimal_pct``, the paper's accuracy, % of maps whose
 predicted path has the optimal **true** cost (within ``1e-4`` relative, so a different path of equal cost
@@ -79,7 +94,7 @@ from ... import (
 )
 from ...losses import FenchelYoungLoss, hamming_loss, spo_plus_loss
 from ...solvers import GridShortestPath
-from ...targets import LabelTarget
+from ...targets import KnownTarget, LabelTarget
 from .._io import (
     atomic_write_text,
     environment_info,
@@ -111,14 +126,16 @@ __all__ = [
     "run_warcraft",
 ]
 
-METHODS = ("imle", "aimle", "imle_mm", "imle_mumu", "blackbox", "perturbed_fy", "spo_plus", "straight_through",
-           "two_stage")
+METHODS = ("imle", "aimle", "imle_mm", "imle_mumu", "imle_mu_map", "blackbox", "perturbed_fy", "spo_plus",
+           "straight_through", "two_stage")
 #: methods whose training loss is the Hamming distance between paths
-HAMMING_METHODS = ("imle", "aimle", "imle_mm", "imle_mumu", "blackbox", "straight_through")
+HAMMING_METHODS = ("imle", "aimle", "imle_mm", "imle_mumu", "imle_mu_map", "blackbox", "straight_through")
 #: methods that draw SoG noise (and use ``noise_k``)
-SOG_METHODS = ("imle", "aimle", "imle_mumu", "straight_through")
-#: λ of the methods that have one, when ``step_size`` is left unset (cost units; see "Loss scale")
-DEFAULT_STEP_SIZES = {"imle": 5.0, "imle_mm": 5.0, "imle_mumu": 5.0, "blackbox": 5.0}
+SOG_METHODS = ("imle", "aimle", "imle_mumu", "imle_mu_map", "straight_through")
+#: λ of the methods that have one, when ``step_size`` is left unset, for ``loss_reduction="mean"`` (the
+#: original runs' ``lambda_val``: blackbox 20, M-M 50, μ-μ 10); with ``"sum"`` they are divided by the batch size
+DEFAULT_STEP_SIZES = {"imle": 20.0, "imle_mm": 50.0, "imle_mumu": 10.0, "imle_mu_map": 50.0, "blackbox": 20.0}
+LOSS_REDUCTIONS = ("mean", "sum")
 #: the paper's Table 2: % of test paths with optimal cost, mean over 5 seeds, per grid size
 PAPER_TABLE2 = {
     "imle_mumu": {12: 97.2, 18: 95.8, 24: 94.3, 30: 93.6},
@@ -163,19 +180,20 @@ class WarcraftConfig:
     seed: int = 0
     # model
     width: int = 64
-    cost_activation: str = "softplus"
+    cost_activation: str = "abs"  # the original's; "softplus" is our option
     # estimators
-    step_size: float | None = None  # λ; None: DEFAULT_STEP_SIZES[method] (methods without λ: stays None)
+    loss_reduction: str = "mean"  # "mean" over the batch (the original's) or "sum" (see "Loss scale")
+    step_size: float | None = None  # λ; None: DEFAULT_STEP_SIZES[method] (/ batch_size with "sum")
     num_samples: int = 1  # S, samples per step (noisy methods and perturbed_fy)
     temperature: float = 1.0  # τ of the forward noise
-    target_temperature: float | None = None  # τ' of the target-side noise; None: = temperature
-    noise_k: int | None = None  # κ of SoG; None: the mean number of cells of the training paths
+    target_temperature: float | None = None  # τ'; None: = temperature (imle_mu_map: 0)
+    noise_k: int | None = None  # κ of SoG; None: int(1.3 * grid_size), the original's
     noise_terms: int = 10  # s of SoG
     aimle_target_nonzeros: float | None = None  # None: grid_size
     aimle_update_step: float = 0.01
     aimle_initial_beta: float = 1.0
     aimle_two_sided: bool = True
-    fy_noise_scale: float = 1.0  # σ of perturbed_fy
+    fy_noise_scale: float = 0.01  # σ of perturbed_fy (the run behind the paper's row; σ = 1 scores far lower)
     # evaluation
     eval_batch_size: int = 250
     device: str = "cpu"
@@ -191,6 +209,8 @@ class WarcraftConfig:
     def validate(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {list(METHODS)}; got {self.method!r}")
+        if self.loss_reduction not in LOSS_REDUCTIONS:
+            raise ValueError(f"loss_reduction must be one of {list(LOSS_REDUCTIONS)}; got {self.loss_reduction!r}")
         if self.cost_activation not in COST_ACTIVATIONS:
             raise ValueError(f"cost_activation must be one of {list(COST_ACTIVATIONS)}; got {self.cost_activation!r}")
         for name in ("grid_size", "num_train", "num_val", "num_test", "epochs", "batch_size", "width", "num_samples",
@@ -228,16 +248,18 @@ class WarcraftConfig:
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N'; got {self.device!r}")
 
-    def resolve(self, mean_path_length: float) -> WarcraftConfig:
+    def resolve(self) -> WarcraftConfig:
         """A copy with every ``None`` that matters for ``method`` filled in (the resolved config)."""
         self.validate()
         resolved = replace(self, lr_milestones=list(self.lr_milestones))
         if resolved.step_size is None and self.method in DEFAULT_STEP_SIZES:
             resolved.step_size = DEFAULT_STEP_SIZES[self.method]
+            if self.loss_reduction == "sum":
+                resolved.step_size /= self.batch_size
         if resolved.target_temperature is None:
-            resolved.target_temperature = self.temperature
+            resolved.target_temperature = 0.0 if self.method == "imle_mu_map" else self.temperature
         if resolved.noise_k is None and self.method in SOG_METHODS:
-            resolved.noise_k = max(1, round(mean_path_length))
+            resolved.noise_k = max(1, int(1.3 * self.grid_size))
         if resolved.aimle_target_nonzeros is None and self.method == "aimle":
             resolved.aimle_target_nonzeros = float(self.grid_size)
         return resolved
@@ -264,15 +286,22 @@ def build_model(config: WarcraftConfig) -> WarcraftNet:
 
 class Method:
     """One training method: ``loss(costs, paths, true_costs)`` returns the per-instance losses ``[S, B]``
-    (``S = 1`` for methods without samples) whose sum is backpropagated. ``layer`` is the estimator module
-    (or ``None``); its ``state_dict`` (AIMLE's β) is checkpointed."""
+    (``S = 1`` for methods without samples); ``objective(losses)`` is the scalar that is backpropagated
+    (see "Loss scale"). ``layer`` is the estimator module (or ``None``); its ``state_dict`` (AIMLE's β) is
+    checkpointed."""
 
     def __init__(self, name: str, loss: Callable[[Tensor, Tensor, Tensor], Tensor], layer: torch.nn.Module | None,
-                 solver: GridShortestPath) -> None:
+                 solver: GridShortestPath, loss_reduction: str = "mean") -> None:
         self.name = name
         self.loss = loss
         self.layer = layer
         self.solver = solver
+        self.loss_reduction = loss_reduction
+
+    def objective(self, losses: Tensor) -> Tensor:
+        """Sum over samples; mean (``"mean"``) or sum (``"sum"``) over the batch."""
+        per_instance = losses.sum(0)
+        return per_instance.mean() if self.loss_reduction == "mean" else per_instance.sum()
 
 
 def build_method(config: WarcraftConfig, generator: torch.Generator | None = None,
@@ -294,6 +323,8 @@ def build_method(config: WarcraftConfig, generator: torch.Generator | None = Non
     elif method == "imle_mm":
         layer = imle(solver, noise=None, target=LabelTarget(config.step_size))
     elif method == "imle_mumu":
+        layer = imle(solver, noise=sog, target=KnownTarget(config.step_size), **temps, **samples)
+    elif method == "imle_mu_map":
         layer = imle(solver, noise=sog, target=LabelTarget(config.step_size), **temps, **samples)
     elif method == "blackbox":
         layer = blackbox(solver, step_size=config.step_size)
@@ -306,7 +337,7 @@ def build_method(config: WarcraftConfig, generator: torch.Generator | None = Non
 
     if method in HAMMING_METHODS:
         def loss(costs: Tensor, paths: Tensor, true_costs: Tensor) -> Tensor:
-            z = layer(-costs)
+            z = layer(-costs, target_theta=-true_costs) if method == "imle_mumu" else layer(-costs)
             z = z if z.dim() == 4 else z.unsqueeze(0)
             return hamming_loss(z, paths, event_dims=2, normalize=False)
     elif method == "perturbed_fy":
@@ -320,7 +351,7 @@ def build_method(config: WarcraftConfig, generator: torch.Generator | None = Non
             return ((costs - true_costs) ** 2).sum(dim=(-2, -1)).unsqueeze(0)
     else:  # pragma: no cover - validated before
         raise ValueError(method)
-    return Method(method, loss, layer, solver)
+    return Method(method, loss, layer, solver, config.loss_reduction)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -505,7 +536,7 @@ def _step(model: WarcraftNet, method: Method, optimizer: torch.optim.Optimizer, 
     costs = model(images)
     losses = method.loss(costs, paths, weights)  # [S, B]
     optimizer.zero_grad(set_to_none=True)
-    losses.sum().backward()
+    method.objective(losses).backward()
     optimizer.step()
     return float(losses.detach().mean())
 
@@ -585,7 +616,7 @@ def _run(config: WarcraftConfig, out: Path | None, data: Any, progress: bool, pl
     train = _Split(data.train, config.num_train, None, None, config.device)
     val = _Split(data.val, config.num_val, train.mean, train.std, config.device)
     test = _Split(data.test, config.num_test, train.mean, train.std, config.device)
-    config = config.resolve(mean_path_length=float(train.paths.sum(axis=(1, 2)).mean()))
+    config = config.resolve()
     config_dict = _config_dict(config)
 
     checkpoint_path = None if out is None else out / "checkpoints" / "last.pt"
@@ -843,7 +874,7 @@ def benchmark_epoch(grid_size: int = 12, num_maps: int = 10_000, batch_size: int
     for name in names:
         s = 1 if name == "two_stage" else int(name.split("S")[1])
         config = WarcraftConfig(method="imle" if name != "two_stage" else "two_stage", grid_size=grid_size,
-                                num_samples=s, device=device, seed=seed).resolve(mean_path_length=1.3 * grid_size)
+                                num_samples=s, device=device, seed=seed).resolve()
         timed = _TimedSolver(solver)
         model = build_model(config)
         if device == "cpu":
@@ -871,7 +902,7 @@ def benchmark_epoch(grid_size: int = 12, num_maps: int = 10_000, batch_size: int
             costs.register_hook(lambda grad, arrived=arrived: arrived.append(time.perf_counter()))
             losses = run["method"].loss(costs, paths, weights)
             run["optimizer"].zero_grad(set_to_none=True)
-            total = losses.sum()
+            total = run["method"].objective(losses)
             t3 = time.perf_counter()
             total.backward()
             t5 = time.perf_counter()
