@@ -205,14 +205,15 @@ def test_path_metrics_count_equal_cost_paths_as_optimal():
 
 
 def test_path_metrics_relative_tolerance():
+    """The original's below_0.0001_percent_acc: cost ratio − 1 below 1e-6."""
     label = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
     other = torch.tensor([[[1.0, 1.0], [0.0, 1.0]]])
-    costs = torch.tensor([[[1000.0, 0.0], [0.0, 1000.0]]])
+    costs = torch.tensor([[[1000.0, 0.0], [0.0, 1000.0]]], dtype=torch.float64)
     costs_close = costs.clone()
-    costs_close[0, 0, 1] = 0.01  # 0.01 / 2000 = 5e-6 relative
+    costs_close[0, 0, 1] = 1e-3  # 1e-3 / 2000 = 5e-7 relative
     assert path_metrics(other, label, costs_close)["optimal"].item() == 1.0
     costs_far = costs.clone()
-    costs_far[0, 0, 1] = 1.0  # 5e-4 relative
+    costs_far[0, 0, 1] = 1e-2  # 5e-6 relative
     assert path_metrics(other, label, costs_far)["optimal"].item() == 0.0
 
 

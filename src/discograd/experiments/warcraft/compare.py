@@ -172,7 +172,7 @@ def format_compare(results: dict[str, Any]) -> str:
             _duration(row["train_seconds"]["mean"]),
         ]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    lines += ["", ("% optimal cost: the predicted path's true cost is within 1e-4 (relative) of the optimum, the "
+    lines += ["", ("% optimal cost: the predicted path's true cost is within 1e-6 (relative) of the optimum, the "
                    "paper's accuracy; % exact: the predicted path equals the label; cost ratio and regret under the "
                    "true costs. The paper's numbers are on the original data set (50 epochs, 5 seeds).")]
     return "\n".join(lines)

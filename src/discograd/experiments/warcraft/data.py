@@ -718,7 +718,7 @@ def plot_paths(maps: np.ndarray | Tensor, true_paths: np.ndarray | Tensor, pred_
                 predicted = float((weights[index] * pred_paths[index]).sum())
                 optimal = float((weights[index] * true_paths[index]).sum())
                 ratio = predicted / optimal if optimal > 0 else float("nan")
-                mark = "optimal" if abs(predicted - optimal) <= 1e-4 * max(abs(optimal), 1e-12) else f"cost ×{ratio:.3f}"
+                mark = "optimal" if abs(predicted - optimal) <= 1e-6 * max(abs(optimal), 1e-12) else f"cost ×{ratio:.3f}"
                 label += f"  {mark}"
         ax.set_title(label, fontsize=8)
     handles, labels = axes.flat[0].get_legend_handles_labels()
