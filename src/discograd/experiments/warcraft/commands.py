@@ -125,7 +125,7 @@ def add_warcraft_commands(subparsers: Any, *, demo_name: str | None = None) -> N
     compare.set_defaults(warcraft_handler=_run_compare)
 
     table2 = subparsers.add_parser(
-        "table2", help="the paper's Table 2: compare methods x seeds at several grid sizes, one table of % optimal "
+        "table2", help="the paper's Table 2: compare methods x seeds at several grid sizes, one table of %% optimal "
                        "paths (methods x grid sizes) next to the paper's",
         description="Run `compare` at every grid size of --grid-sizes (into <out>/K<K>/) and write table2.md, "
                     "table2.csv, table2.json and table2.png: % of test paths with optimal cost, mean ± std over "
