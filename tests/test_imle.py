@@ -16,17 +16,7 @@ from discograd import (
     TopK,
 )
 from discograd.exact import topk_marginals
-
-
-class FixedNoise:
-    """A user noise object returning a given tensor (checks that any object with `sample` works)."""
-
-    def __init__(self, eps):
-        self.eps = eps
-
-    def sample(self, shape, *, generator=None, device=None, dtype=None):
-        assert tuple(shape) == tuple(self.eps.shape)
-        return self.eps.to(device=device, dtype=dtype).clone()
+from helpers import FixedNoise
 
 
 def reference_gradient(solver, theta, eps, grad_z, step_size, temperature, target_temperature, two_sided):

@@ -6,15 +6,7 @@ import torch
 
 import discograd
 from discograd import KnownTarget, SumOfGamma, TopK
-
-
-class FixedNoise:
-    def __init__(self, eps):
-        self.eps = eps
-
-    def sample(self, shape, *, generator=None, device=None, dtype=None):
-        assert tuple(shape) == tuple(self.eps.shape)
-        return self.eps.to(device=device, dtype=dtype).clone()
+from helpers import FixedNoise
 
 
 @pytest.mark.parametrize("temperatures", [(1.0, None), (0.5, 2.0), (1.0, 0.0)])
