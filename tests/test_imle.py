@@ -1,4 +1,4 @@
-"""The I-MLE estimator: the backward against METHOD.md's formula, against exact expectations, and its API."""
+"""The I-MLE estimator: the backward against the paper's formula, against exact expectations, and its API."""
 
 import math
 
@@ -20,7 +20,7 @@ from helpers import FixedNoise
 
 
 def reference_gradient(solver, theta, eps, grad_z, step_size, temperature, target_temperature, two_sided):
-    """METHOD.md, written out sample by sample with a Python loop."""
+    """The paper's estimator, written out sample by sample with a Python loop."""
     total = torch.zeros_like(theta)
     for s in range(eps.shape[0]):
         g = grad_z[s]

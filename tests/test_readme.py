@@ -23,3 +23,42 @@ def test_readme_examples_run_and_match_their_comments():
         # every "# tensor([...])" comment in the block is what the line printed
         for expected in re.findall(r"# (tensor\(\[.*?\])", block):
             assert expected in printed, (expected, printed)
+
+
+DOCS = sorted((README.parent / "docs").glob("*.md"))
+
+
+def _shell_commands():
+    """Every ``discograd ...`` command line in a code block of the README or a docs page (backslash
+    continuations joined, comments dropped)."""
+    found = []
+    for page in [README, *DOCS]:
+        for block in re.findall(r"```(?:bash|sh|console)?\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.S):
+            text = block.replace("\\\n", " ")
+            for line in text.splitlines():
+                line = line.strip()
+                for prefix in (".venv/bin/discograd ", "discograd "):
+                    if line.startswith(prefix):
+                        found.append((page.name, line[len(prefix):]))
+                        break
+                else:
+                    if "&& .venv/bin/discograd " in line:
+                        found.append((page.name, line.split("&& .venv/bin/discograd ", 1)[1]))
+    return found
+
+
+def test_every_documented_command_parses():
+    """The commands the README and docs/ give exist with the options they use (parsed, not run: most train for
+    minutes to hours; their --help runs in test_cli_help.py)."""
+    import shlex
+
+    from discograd.experiments.cli import build_parser
+
+    commands = _shell_commands()
+    assert len(commands) >= 5 and any(page == "README.md" for page, _ in commands)
+    parser = build_parser()
+    for page, command in commands:
+        try:
+            parser.parse_args(shlex.split(command, comments=True))
+        except SystemExit as exc:  # argparse reports the bad option on stderr and exits 2
+            raise AssertionError(f"{page}: `discograd {command}` does not parse") from exc

@@ -10,7 +10,10 @@ The public API, re-exported explicitly:
 - :mod:`discograd.noise`: ``Gumbel``, ``SumOfGamma``, ``Normal``.
 - :mod:`discograd.targets`: ``PerturbedTarget``, ``AdaptiveTarget`` (AIMLE), ``LabelTarget`` (Eq. 14),
   ``KnownTarget`` (known target parameters).
-- :mod:`discograd.solvers`: batched MAP oracles (``Argmax``, ``TopK``), all maximising ``<θ, z>``.
+- :mod:`discograd.solvers`: batched MAP oracles (``Argmax``, ``TopK``, ``GridShortestPath``, ``ShortestPath``,
+  ``LinearAssignment``, ``Ranking``, ``SpanningTree``, ``Knapsack``, ``MILP``), all maximising ``<θ, z>``.
+
+Every solver, noise distribution and target is importable from the top level and from its submodule.
 - :mod:`discograd.exact`: exact references (k-subset dynamic programmes, enumeration).
 - :mod:`discograd.testing`: checks to run on your own solver.
 """
@@ -37,7 +40,17 @@ from .estimators import (
     straight_through,
 )
 from .noise import Gumbel, Normal, SumOfGamma
-from .solvers import Argmax, TopK
+from .solvers import (
+    MILP,
+    Argmax,
+    GridShortestPath,
+    Knapsack,
+    LinearAssignment,
+    Ranking,
+    ShortestPath,
+    SpanningTree,
+    TopK,
+)
 from .targets import AdaptiveTarget, KnownTarget, LabelTarget, PerturbedTarget
 
 __version__ = "0.1.0"
@@ -70,6 +83,13 @@ __all__ = [
     "KnownTarget",
     "Argmax",
     "TopK",
+    "GridShortestPath",
+    "ShortestPath",
+    "LinearAssignment",
+    "Ranking",
+    "SpanningTree",
+    "Knapsack",
+    "MILP",
     "exact",
     "losses",
     "metrics",

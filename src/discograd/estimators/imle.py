@@ -164,7 +164,7 @@ class IMLE(PerturbAndMAP):
         num_samples: S, or ``None`` for one sample and no sample dimension.
         temperature: τ, multiplies the forward noise.
         target_temperature: τ', multiplies the same noise on the target side; ``None`` = ``temperature``.
-        scale_by_step_size: divide by λ (METHOD.md's estimator, the default); ``False`` drops the
+        scale_by_step_size: divide by λ (the paper's estimator ``(1/λ)[z − MAP(θ')]``, the default); ``False`` drops the
             factor, the convention of the original torch-imle code (the learning rate absorbs it).
         generator: the ``torch.Generator`` for the noise (on ``theta``'s device); ``None`` uses torch's
             default generator.
