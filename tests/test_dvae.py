@@ -21,9 +21,12 @@ from discograd.experiments.dvae import (
     DiscreteVAE,
     DVAEConfig,
     EstimatorSettings,
+    RateSumOfGamma,
     add_dvae_commands,
+    annealed_temperature,
     build_estimator,
     categorical_kl,
+    default_hidden,
     ksubset_kl,
     load_mnist_binary,
     proxy_kl,
@@ -31,9 +34,11 @@ from discograd.experiments.dvae import (
     run_compare,
     run_dvae,
     run_dvae_command,
+    training_loss,
 )
 from discograd.experiments.dvae.model import evaluate, training_kl
 from discograd.experiments.dvae.train import plot_compare
+from discograd.noise import SumOfGamma
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mnist"
 
@@ -46,10 +51,141 @@ def _tiny_data(num_train: int = 24, num_test: int = 10, side: int = 4) -> Binary
 
 
 def _tiny_config(method: str = "subset_imle", **overrides) -> DVAEConfig:
-    values = {"method": method, "groups": 3, "categories": 4, "subset_size": 6, "subset_k": 3, "hidden": 16,
+    values = {"method": method, "groups": 3, "categories": 4, "subset_size": 6, "subset_k": 3, "hidden": [16, 16],
               "epochs": 2, "batch_size": 8, "eval_samples": 2, "eval_batch_size": 16}
     values.update(overrides)
     return DVAEConfig(**values)
+
+
+# ------------------------------------------------------------------------------------------------
+# the defaults are the original code's settings
+# ------------------------------------------------------------------------------------------------
+
+
+def test_defaults_are_the_original_settings():
+    """tf-imle DVAE notebook (cells 2-4) and torch-adaptive-imle cli/vae-cli.py; see docs/dvae.md."""
+    c = DVAEConfig()
+    original = {
+        "method": "subset_imle", "groups": 20, "subset_size": 20, "subset_k": 10,  # 20 groups of 10-of-20 subsets
+        "categories": 20,  # Gumbel-softmax baseline: 20 categoricals of 20
+        "temperature": 10.0, "step_size": 10.0, "sog_noise": "scale",  # SoG τ = 10 (κ = k = 10), λ = 10
+        "loss_reduction": "mean", "train_kl": "proxy",  # batch-mean loss; the categorical proxy KL in training
+        "learning_rate": 1e-3, "batch_size": 100, "epochs": 100, "num_samples": 1, "init": "glorot",
+        "relaxation_temperature": 1.0, "relaxation_min_temperature": 0.5, "relaxation_anneal_rate": 3e-4,
+    }
+    assert {name: getattr(c, name) for name in original} == original
+    assert c.hidden == [] and c.hidden_widths == [128, 64]  # digits: a quarter of the original widths
+    settings = c.estimator_settings()
+    assert (settings.k, settings.step_size, settings.temperature, settings.num_samples) == (10, 10.0, 10.0, 1)
+    layer = build_estimator(settings, torch.Generator()).layer
+    assert isinstance(layer.noise, SumOfGamma) and (layer.noise.k, layer.noise.num_terms) == (10, 10)
+    assert layer.temperature == layer.target_temperature == 10.0 and layer.target.step_size == 10.0
+    assert layer.scale_by_step_size  # the notebook's (1/λ)(z − z')
+    # the original widths on MNIST: encoder 784-512-256-400, decoder 400-256-512-784
+    mnist = replace(c, dataset="mnist", data_dir=str(FIXTURE)).resolved()
+    assert mnist.hidden == [512, 256]
+    model = DiscreteVAE(784, 20, 20, mnist.hidden, init="glorot")
+    sizes = [(m.in_features, m.out_features) for m in model.encoder if isinstance(m, torch.nn.Linear)]
+    assert sizes == [(784, 512), (512, 256), (256, 400)]
+    sizes = [(m.in_features, m.out_features) for m in model.decoder if isinstance(m, torch.nn.Linear)]
+    assert sizes == [(400, 256), (256, 512), (512, 784)]
+    assert all(not m.bias.detach().any() for m in model.modules() if isinstance(m, torch.nn.Linear))
+
+
+def test_widths_rule():
+    assert default_hidden("digits") == [128, 64] and default_hidden("mnist") == [512, 256]
+    assert DVAEConfig(hidden=[32]).hidden_widths == [32]
+    model = DiscreteVAE(16, 3, 6, [32])  # one hidden layer, mirrored
+    assert [m.out_features for m in model.encoder if isinstance(m, torch.nn.Linear)] == [32, 18]
+    assert [m.out_features for m in model.decoder if isinstance(m, torch.nn.Linear)] == [32, 16]
+    assert DiscreteVAE(16, 3, 6, 8).hidden == (8, 8)  # an integer: two layers of that width
+    with pytest.raises(ValueError, match="init must be one of"):
+        DiscreteVAE(16, 3, 6, 8, init="he")
+
+
+def test_mnist_run_uses_the_original_widths(tmp_path):
+    config = DVAEConfig(dataset="mnist", data_dir=str(FIXTURE), epochs=1, eval_samples=1)
+    final = run_dvae(config, tmp_path / "run", progress=False, plot=False)
+    assert final["model"]["encoder"] == [784, 512, 256, 400] and final["model"]["decoder"] == [400, 256, 512, 784]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["hidden"] == [512, 256]
+    final = run_dvae(_tiny_config(hidden=[]), None, data=_tiny_data(), progress=False, plot=False)
+    assert final["model"]["encoder"] == [16, 128, 64, 18]  # dataset "digits": the scaled widths
+
+
+def test_annealing_schedule(tmp_path):
+    # τ_e = max(τ_{e-1} exp(−r e), 0.5) from τ_0 = 1 (the notebook's loop), r = 3e-4
+    tau, expected = 1.0, []
+    for epoch in range(1, 101):
+        tau = max(tau * math.exp(-3e-4 * epoch), 0.5)
+        expected.append(tau)
+    assert [annealed_temperature(e) for e in range(1, 101)] == pytest.approx(expected, rel=1e-12)
+    assert annealed_temperature(67) > 0.5 and annealed_temperature(68) == 0.5 and annealed_temperature(0) == 1.0
+    assert annealed_temperature(50, 2.0, 0.1, 0.0) == 2.0  # rate 0: constant
+    # a run records the τ it trained each epoch with
+    data = _tiny_data()
+    config = _tiny_config("cat_gumbel_softmax", epochs=3, relaxation_anneal_rate=0.2)
+    run_dvae(config, tmp_path / "run", data=data, progress=False, plot=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["relaxation_temperature"] for r in rows[1:]] == pytest.approx([math.exp(-0.2), math.exp(-0.6), 0.5])
+    # the relaxation reads the settings' τ at every call
+    settings = config.estimator_settings()
+    generator = torch.Generator()
+    estimator = build_estimator(settings, generator)
+    model = DiscreteVAE(16, 3, 4, [8])
+    theta = model.encode(data.train[:4])
+    generator.manual_seed(0)
+    hot = estimator.loss(model, theta, data.train[:4])
+    settings.relaxation_temperature = 1e-3
+    generator.manual_seed(0)
+    cold = estimator.loss(model, theta, data.train[:4])
+    assert not torch.allclose(hot, cold)
+
+
+def test_loss_reduction_scales_gradients_by_the_batch_size():
+    data = _tiny_data()
+    x = data.train[:8]
+
+    def grads(method, reduction, num_samples=1):
+        config = _tiny_config(method, num_samples=num_samples)
+        torch.manual_seed(0)
+        model = DiscreteVAE(16, config.groups, config.n, config.hidden)
+        estimator = build_estimator(config.estimator_settings(), torch.Generator().manual_seed(1))
+        theta = model.encode(x)
+        loss = training_loss(estimator.loss(model, theta, x), training_kl(theta, config.kind, 3, "proxy"), reduction)
+        loss.backward()
+        return {name: p.grad.clone() for name, p in model.named_parameters()}
+
+    # a pathwise method: every gradient is exactly B·S times larger with "sum"
+    for s in (1, 3):
+        mean, total = grads("cat_gumbel_softmax", "mean", s), grads("cat_gumbel_softmax", "sum", s)
+        for name in mean:
+            assert torch.allclose(total[name], 8 * s * mean[name], rtol=1e-4, atol=1e-6), name
+    # I-MLE: the decoder's (pathwise) gradient scales by B too; the upstream gradient at z is 1/B per instance
+    mean, total = grads("subset_imle", "mean"), grads("subset_imle", "sum")
+    for name in mean:
+        if name.startswith("decoder"):
+            assert torch.allclose(total[name], 8 * mean[name], rtol=1e-4, atol=1e-6), name
+    r, kl = torch.randn(2, 8, requires_grad=True), torch.randn(8, requires_grad=True)
+    training_loss(r, kl, "mean").backward()
+    assert torch.allclose(r.grad, torch.full((2, 8), 1 / 16)) and torch.allclose(kl.grad, torch.full((8,), 1 / 8))
+    with pytest.raises(ValueError, match="loss_reduction"):
+        training_loss(r, kl, "max")
+
+
+def test_tf_imle_rate_noise_moments():
+    """The notebook's Gamma(1/κ, rate κ/i) = scale i/κ, against the paper's scale κ/i (κ = s = τ = 10)."""
+    k, s, tau = 10, 10, 10.0
+    g = torch.Generator().manual_seed(0)
+    rate = RateSumOfGamma(k, temperature=tau).sample((400_000,), generator=g, dtype=torch.float64)
+    scale = SumOfGamma(k, temperature=tau).sample((400_000,), generator=g, dtype=torch.float64)
+    i = np.arange(1, s + 1)
+    rate_mean, rate_var = tau / k * ((i / k**2).sum() - math.log(s)), (tau / k) ** 2 * (i**2 / k**3).sum()
+    scale_mean, scale_var = tau / k * ((1 / i).sum() - math.log(s)), (tau / k) ** 2 * (k / i**2).sum()
+    assert float(rate.mean()) == pytest.approx(rate_mean, abs=0.01) and rate_mean == pytest.approx(-1.7526, abs=1e-4)
+    assert float(rate.var()) == pytest.approx(rate_var, rel=0.02) and rate_var == pytest.approx(0.385)
+    assert float(scale.mean()) == pytest.approx(scale_mean, abs=0.03) and scale_mean == pytest.approx(0.6264, abs=1e-4)
+    assert float(scale.var()) == pytest.approx(scale_var, rel=0.03) and scale_var == pytest.approx(15.4977, abs=1e-3)
+    assert math.sqrt(scale_var / rate_var) == pytest.approx(6.345, abs=1e-3)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -151,6 +287,14 @@ def test_every_method_trains(method, num_samples):
     assert any(not torch.equal(a, b) for a, b in zip(before, model.encoder.parameters()))
 
 
+def test_tf_imle_rate_noise_trains():
+    config = _tiny_config("subset_imle", sog_noise="tf_imle_rate")
+    final = run_dvae(config, None, data=_tiny_data(), progress=False, plot=False)
+    assert all(math.isfinite(v) for v in final["test"].values())
+    layer = build_estimator(config.estimator_settings(), torch.Generator()).layer
+    assert isinstance(layer.noise, RateSumOfGamma)
+
+
 def test_estimator_rejects_unknown_method():
     settings = EstimatorSettings("nope", 3, 1, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="method must be one of"):
@@ -221,7 +365,13 @@ def test_run_folder_and_resume(tmp_path):
         assert (folder / name).exists(), name
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [0, 1, 2, 3]
-    assert all(math.isfinite(r["test_nelbo"]) for r in rows)
+    assert all(math.isfinite(r["test_nelbo"]) and math.isfinite(r["test_original_loss"]) for r in rows)
+    # both headline metrics, named and described, in final.json
+    written = json.loads((folder / "final.json").read_text())
+    test = written["test"]
+    assert test["original_loss"] == pytest.approx(test["sampler_reconstruction"] + test["proxy_kl"])
+    assert test["nelbo"] == pytest.approx(test["reconstruction"] + test["kl"])
+    assert "training sampler" in written["metrics"]["original_loss"] and "exact" in written["metrics"]["nelbo"]
     state = torch.load(folder / "checkpoints" / "last.pt", weights_only=True)
     assert state["epoch"] == 3 and len(state["history"]) == 4
     assert state["layer"]["_extra_state"]["target"]["num_updates"] > 0  # AIMLE's β travels with the checkpoint
@@ -247,7 +397,14 @@ def test_compare_writes_tables(tmp_path):
     for name in ("compare.md", "compare.csv", "runs.csv", "compare.json", "compare.png"):
         assert (tmp_path / name).exists(), name
     assert (tmp_path / "subset_simple" / "seed1" / "final.json").exists()
-    assert "± " in (tmp_path / "compare.md").read_text()
+    table = (tmp_path / "compare.md").read_text()
+    assert "± " in table
+    header = next(line for line in table.splitlines() if line.startswith("| method"))
+    assert header.index("original metric") < header.index("−ELBO (exact)")  # side by side, the original first
+    csv_header = (tmp_path / "compare.csv").read_text().splitlines()[0]
+    assert "original_loss_mean" in csv_header and "nelbo_mean" in csv_header
+    assert "test_original_loss" in (tmp_path / "runs.csv").read_text().splitlines()[0]
+    assert {"original_loss", "nelbo"} <= set(results["runs"][0]["test"])
     assert len((tmp_path / "runs.csv").read_text().splitlines()) == 5
     with pytest.raises(ValueError, match="methods must be one of|method must be one of"):
         run_compare(["bogus"], [0], config, tmp_path / "x", progress=False, data=data)
@@ -256,7 +413,10 @@ def test_compare_writes_tables(tmp_path):
 @pytest.mark.parametrize("field, value, message", [
     ("method", "bogus", "method must be one of"), ("epochs", 0, "epochs must be"),
     ("subset_k", 20, "subset_k must be < subset_size"), ("train_kl", "approx", "train_kl must be"),
-    ("learning_rate", -1.0, "learning_rate must be"), ("dataset", "mnist", "needs data_dir")])
+    ("learning_rate", -1.0, "learning_rate must be"), ("dataset", "mnist", "needs data_dir"),
+    ("loss_reduction", "max", "loss_reduction must be"), ("init", "he", "init must be"),
+    ("sog_noise", "shape", "sog_noise must be"), ("hidden", [0], "hidden must be"), ("hidden", 8, "hidden must be"),
+    ("relaxation_anneal_rate", -1.0, "relaxation_anneal_rate must be"), ("cat_temperature", 0.0, "cat_temperature")])
 def test_config_validation(field, value, message):
     with pytest.raises(ValueError, match=message):
         replace(DVAEConfig(), **{field: value}).validate()
@@ -279,8 +439,12 @@ def test_cli_parses_and_rejects():
     assert args.dvae_command == "train" and args.method == "cat_imle" and args.epochs == 2 and args.step_size == 3.0
     args = parser.parse_args(["dvae", "compare", "--methods", "cat_imle", "subset_imle", "--seeds", "0", "1"])
     assert args.methods == ["cat_imle", "subset_imle"] and args.seeds == [0, 1]
+    args = parser.parse_args(["dvae", "train", "--hidden", "64", "32", "--loss-reduction", "sum", "--train-kl", "exact",
+                              "--sog-noise", "tf_imle_rate"])
+    assert args.hidden == [64, 32] and args.loss_reduction == "sum" and args.train_kl == "exact"
+    assert args.sog_noise == "tf_imle_rate"
     for bad in (["dvae", "train", "--method", "bogus"], ["dvae", "compare", "--seeds", "x"], ["dvae"],
-                ["dvae", "train", "--train-kl", "approx"]):
+                ["dvae", "train", "--train-kl", "approx"], ["dvae", "train", "--loss-reduction", "max"]):
         with pytest.raises(SystemExit):
             parser.parse_args(bad)
     # a value argparse accepts but the config refuses: exit status 2 and a message naming the option
@@ -293,7 +457,8 @@ def test_cli_train_runs_on_mnist_fixture(tmp_path, capsys):
                                  "cat_straight_through", "--epochs", "1", "--hidden", "8", "--groups", "2",
                                  "--out", str(tmp_path / "run"), "--no-progress", "--no-plot"])
     assert run_dvae_command(args) == 0
-    assert "test -ELBO" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "test -ELBO" in printed and "test original metric" in printed
     assert (tmp_path / "run" / "final.json").exists()
 
 

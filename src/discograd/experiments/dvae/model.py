@@ -14,12 +14,16 @@ The prior is uniform over each group's states. The exact KL (:func:`categorical_
 ``μ`` and ``log Z`` by the ``O(n·k)`` dynamic programme of :mod:`discograd.exact`. :func:`proxy_kl` is the
 loss of the original I-MLE code for k-subsets: each group's logits read as **one categorical over n**,
 ``KL(softmax(θ_g)‖uniform(n))`` — a proxy, not the KL of the subset distribution.
+
+The original code's noise mix-up is available as :class:`RateSumOfGamma` (``sog_noise="tf_imle_rate"``): the
+tf-imle DVAE notebook passes the Gamma *scale* ``κ/i`` of Sum-of-Gamma as a *rate*, so each term is
+``Gamma(1/κ, scale i/κ)``; the default is the Sum-of-Gamma of the paper (:class:`discograd.noise.SumOfGamma`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,9 +49,13 @@ from ...exact import topk_log_partition, topk_marginals, topk_sample
 
 __all__ = [
     "CATEGORICAL_METHODS",
+    "INITS",
     "METHODS",
+    "RELAXATION_METHODS",
+    "SOG_NOISES",
     "SUBSET_METHODS",
     "DiscreteVAE",
+    "RateSumOfGamma",
     "EstimatorSettings",
     "build_estimator",
     "categorical_kl",
@@ -59,13 +67,20 @@ __all__ = [
     "sample_prior",
 ]
 
-#: methods on 20 categorical variables of 10 categories (the ``cat_`` prefix)
+#: methods on ``groups`` categorical variables of ``categories`` values (the ``cat_`` prefix)
 CATEGORICAL_METHODS = ("cat_gumbel_softmax", "cat_gumbel_softmax_hard", "cat_straight_through", "cat_imle",
                        "cat_score_function")
-#: methods on 20 groups of 10-of-20 subsets (the ``subset_`` prefix)
+#: methods on ``groups`` k-of-n subsets (the ``subset_`` prefix)
 SUBSET_METHODS = ("subset_imle", "subset_aimle", "subset_simple", "subset_straight_through", "subset_relaxed_topk")
 # new methods go at the end: a method's random streams are seeded by its index here
 METHODS = CATEGORICAL_METHODS + SUBSET_METHODS
+#: the methods whose relaxation temperature follows the annealing schedule
+RELAXATION_METHODS = ("cat_gumbel_softmax", "cat_gumbel_softmax_hard", "subset_relaxed_topk")
+#: weight initialisations: Keras' Dense default (Glorot-uniform weights, zero biases; the tf-imle notebook)
+#: or PyTorch's nn.Linear default
+INITS = ("glorot", "torch")
+#: Sum-of-Gamma variants: the paper's (Gamma scale κ/i) or the tf-imle notebook's (κ/i passed as a rate)
+SOG_NOISES = ("scale", "tf_imle_rate")
 
 
 def latent_kind(method: str) -> str:
@@ -136,22 +151,50 @@ def proxy_kl(logits: Tensor) -> Tensor:
 class DiscreteVAE(nn.Module):
     """Encoder ``x [B, D] → θ [B, groups, n]`` and decoder ``z [*S, B, groups, n] → Bernoulli logits [*S, B, D]``.
 
-    Two-layer MLPs with ReLU (``hidden`` units); the decoder reads the flattened latent.
+    MLPs with ReLU: the encoder ``D → hidden[0] → hidden[1] → … → groups·n``, the decoder the mirror image
+    ``groups·n → … → hidden[1] → hidden[0] → D`` (the original code: ``784-512-256-400`` and ``400-256-512-784``
+    with ``hidden = (512, 256)``). An integer ``hidden`` means two layers of that width. The decoder reads the
+    flattened latent. ``init``: ``"glorot"`` (Glorot-uniform weights, zero biases: Keras' ``Dense`` default,
+    what the tf-imle notebook uses) or ``"torch"`` (PyTorch's ``nn.Linear`` default).
+
+    Example:
+        >>> model = DiscreteVAE(64, groups=20, n=20, hidden=(128, 64))
+        >>> [m.out_features for m in model.encoder if isinstance(m, nn.Linear)]
+        [128, 64, 400]
+        >>> [m.out_features for m in model.decoder if isinstance(m, nn.Linear)]
+        [64, 128, 64]
     """
 
-    def __init__(self, num_pixels: int, groups: int, n: int, hidden: int = 256) -> None:
+    def __init__(self, num_pixels: int, groups: int, n: int, hidden: int | Sequence[int] = (256, 256),
+                 init: str = "torch") -> None:
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init must be one of {list(INITS)}; got {init!r}")
+        widths = [hidden, hidden] if isinstance(hidden, int) else [int(h) for h in hidden]
         self.groups, self.n = groups, n
-        self.encoder = nn.Sequential(nn.Linear(num_pixels, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                     nn.Linear(hidden, groups * n))
-        self.decoder = nn.Sequential(nn.Linear(groups * n, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                     nn.Linear(hidden, num_pixels))
+        self.hidden = tuple(widths)
+        self.encoder = _mlp([num_pixels, *widths, groups * n])
+        self.decoder = _mlp([groups * n, *reversed(widths), num_pixels])
+        if init == "glorot":
+            for module in self.modules():
+                if isinstance(module, nn.Linear):
+                    nn.init.xavier_uniform_(module.weight)
+                    nn.init.zeros_(module.bias)
 
     def encode(self, x: Tensor) -> Tensor:
         return self.encoder(x).view(*x.shape[:-1], self.groups, self.n)
 
     def decode(self, z: Tensor) -> Tensor:
         return self.decoder(z.flatten(-2))
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
 
 
 def reconstruction_nll(x_logits: Tensor, x: Tensor) -> Tensor:
@@ -164,9 +207,62 @@ def reconstruction_nll(x_logits: Tensor, x: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------------------------------
 
 
+class RateSumOfGamma:
+    r"""The Sum-of-Gamma noise of the tf-imle DVAE notebook, which passes the scale as a rate.
+
+    The notebook draws ``tf.random.gamma(shape, 1/κ, κ/i)``; TensorFlow's third argument is the *rate*, so
+    each term is ``Gamma(shape 1/κ, scale i/κ)`` instead of the paper's ``Gamma(shape 1/κ, scale κ/i)``:
+
+    ``ε = (τ/κ) (Σ_{i=1..s} Gamma(1/κ, scale i/κ) − log s)``, mean ``(τ/κ)(s(s+1)/(2κ²) − log s)``, variance
+    ``(τ/κ)² Σ_i i²/κ³``. For κ = s = τ = 10: mean −1.75 and standard deviation 0.62, against 0.63 and 3.94
+    for the paper's noise (:class:`discograd.noise.SumOfGamma`): about 6.3 times less spread, so τ = 10 acts
+    like τ ≈ 1.6 of the paper's noise, and the sum over κ coordinates is no longer Gumbel. Only for
+    reproducing the notebook (``sog_noise="tf_imle_rate"``); the library's noise is the paper's.
+
+    Example:
+        >>> import torch
+        >>> eps = RateSumOfGamma(10, temperature=10.0).sample((200_000,), generator=torch.Generator().manual_seed(0))
+        >>> round(float(eps.mean()), 1), round(float(eps.std()), 1)
+        (-1.8, 0.6)
+    """
+
+    def __init__(self, k: int, temperature: float = 1.0, num_terms: int = 10) -> None:
+        self.k, self.temperature, self.num_terms = int(k), float(temperature), int(num_terms)
+
+    def sample(self, shape: Sequence[int] | torch.Size, *, generator: torch.Generator | None = None,
+               device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Tensor:
+        dtype = torch.get_default_dtype() if dtype is None else dtype
+        work = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+        shape = tuple(int(d) for d in shape)
+        concentration = torch.full((self.num_terms, *shape), 1.0 / self.k, dtype=work, device=device)
+        terms = torch._standard_gamma(concentration, generator=generator)  # Gamma(1/κ, scale 1)
+        scales = torch.arange(1, self.num_terms + 1, dtype=work, device=device) / self.k  # scale i/κ
+        total = (terms * scales.view(-1, *([1] * len(shape)))).sum(0)
+        return ((total - math.log(self.num_terms)) * (self.temperature / self.k)).to(dtype)
+
+    def __repr__(self) -> str:
+        return f"RateSumOfGamma(k={self.k}, temperature={self.temperature}, num_terms={self.num_terms})"
+
+
+def subset_noise(kind: str, k: int) -> SumOfGamma | RateSumOfGamma:
+    """The perturb-and-MAP noise of the k-subset methods: ``"scale"`` (the paper's Sum-of-Gamma) or
+    ``"tf_imle_rate"`` (:class:`RateSumOfGamma`), both with κ = ``k`` and 10 terms."""
+    if kind == "scale":
+        return SumOfGamma(k)
+    if kind == "tf_imle_rate":
+        return RateSumOfGamma(k)
+    raise ValueError(f"sog_noise must be one of {list(SOG_NOISES)}; got {kind!r}")
+
+
 @dataclass
 class EstimatorSettings:
-    """The estimator hyperparameters that a run's config resolves (see ``DVAEConfig``)."""
+    """The estimator hyperparameters that a run's config resolves (see ``DVAEConfig``).
+
+    ``temperature`` is the τ of the Sum-of-Gamma noise of the k-subset perturb-and-MAP methods,
+    ``cat_temperature`` the τ of the Gumbel noise of ``cat_imle`` and ``cat_straight_through``, and
+    ``relaxation_temperature`` the τ of Gumbel-softmax and relaxed top-k (training sets it every epoch
+    from the annealing schedule; the losses read it at every call).
+    """
 
     method: str
     k: int
@@ -177,6 +273,8 @@ class EstimatorSettings:
     aimle_target_nonzeros: float
     aimle_update_step: float
     aimle_initial_beta: float
+    cat_temperature: float = 1.0
+    sog_noise: str = "scale"
 
 
 class Estimator:
@@ -192,9 +290,11 @@ def build_estimator(settings: EstimatorSettings, generator: torch.Generator) -> 
     """The training reconstruction loss of ``settings.method``; ``generator`` draws all its noise.
 
     Sampling estimators draw ``S = num_samples`` samples per example (the score function at least 2, for
-    its leave-one-out baseline). The caller **sums** the losses over samples and examples (see
-    ``train.py``), so that each sample's upstream gradient ``g`` is its own ``∇_z(−log p(x|z))`` and the
-    I-MLE step size λ keeps its meaning for any batch size and ``S`` (Adam is invariant to the scale).
+    its leave-one-out baseline). The caller reduces the ``[S, B]`` losses (``train.py``: the mean over
+    samples and examples by default, as the original code, so each sample's upstream gradient ``g`` is
+    ``∇_z(−log p(x|z)) / (S·B)`` and λ = 10 acts as 0.1 per instance for a batch of 100; or their sum, so
+    that λ keeps its meaning for any batch size). The relaxations read ``settings.relaxation_temperature``
+    at every call, so an annealing schedule can change it between steps.
     """
     method, s, k = settings.method, settings.num_samples, settings.k
     samples = {"num_samples": s, "generator": generator}
@@ -230,19 +330,21 @@ def build_estimator(settings: EstimatorSettings, generator: torch.Generator) -> 
             return reinforce(losses, log_prob, baseline="leave_one_out")
         return Estimator(reinforce_loss, None)
     if method == "cat_straight_through":
-        layer = straight_through(Argmax(), noise=Gumbel(), temperature=settings.temperature, **samples)
+        layer = straight_through(Argmax(), noise=Gumbel(), temperature=settings.cat_temperature, **samples)
     elif method == "cat_imle":
         layer = imle(Argmax(), noise=Gumbel(), target=PerturbedTarget(settings.step_size),
-                     temperature=settings.temperature, **samples)
+                     temperature=settings.cat_temperature, **samples)
     elif method == "subset_imle":
-        layer = imle(TopK(k), noise=SumOfGamma(k), target=PerturbedTarget(settings.step_size),
+        layer = imle(TopK(k), noise=subset_noise(settings.sog_noise, k), target=PerturbedTarget(settings.step_size),
                      temperature=settings.temperature, **samples)
     elif method == "subset_aimle":
         target = AdaptiveTarget(target_nonzeros=settings.aimle_target_nonzeros, update_step=settings.aimle_update_step,
                                 initial_beta=settings.aimle_initial_beta)
-        layer = imle(TopK(k), noise=SumOfGamma(k), target=target, temperature=settings.temperature, **samples)
+        layer = imle(TopK(k), noise=subset_noise(settings.sog_noise, k), target=target,
+                     temperature=settings.temperature, **samples)
     elif method == "subset_straight_through":
-        layer = straight_through(TopK(k), noise=SumOfGamma(k), temperature=settings.temperature, **samples)
+        layer = straight_through(TopK(k), noise=subset_noise(settings.sog_noise, k), temperature=settings.temperature,
+                                 **samples)
     else:
         raise ValueError(f"method must be one of {list(METHODS)}; got {method!r}")
     return Estimator(through(layer), layer)
@@ -267,9 +369,10 @@ def sample_forward(logits: Tensor, settings: EstimatorSettings, num_samples: int
                    generator: torch.Generator) -> Tensor:
     """Hard samples ``[S, *logits.shape]`` of the distribution the method samples from in training.
 
-    Perturb-and-MAP methods: ``MAP(θ + τ ε)`` with their noise (Gumbel; Sum-of-Gamma for k-subsets, which is
-    *not* q(z; θ)); relaxations: their τ → 0 limit (Gumbel-max, top-k of Gumbel-perturbed logits); SIMPLE and
-    the score function: exact samples of q.
+    Perturb-and-MAP methods: ``MAP(θ + τ ε)`` with their noise and τ (Gumbel for ``cat_*``; Sum-of-Gamma for
+    k-subsets, which is *not* q(z; θ)); relaxations: their τ → 0 limit (Gumbel-max, which is an exact sample of
+    q for categoricals, as the torch-adaptive-imle evaluation's hard Gumbel-softmax; top-k of Gumbel-perturbed
+    logits); SIMPLE and the score function: exact samples of q.
     """
     method, k = settings.method, settings.k
     logits = logits.detach()
@@ -277,12 +380,13 @@ def sample_forward(logits: Tensor, settings: EstimatorSettings, num_samples: int
     if method in ("subset_simple", "cat_score_function"):
         return sample_posterior(logits, latent_kind(method), k, num_samples, generator)
     if method in ("subset_imle", "subset_aimle", "subset_straight_through"):
-        eps = SumOfGamma(k).sample(shape, generator=generator, device=logits.device, dtype=logits.dtype)
+        eps = subset_noise(settings.sog_noise, k).sample(shape, generator=generator, device=logits.device,
+                                                         dtype=logits.dtype)
         return TopK(k)(logits + settings.temperature * eps)
     eps = Gumbel().sample(shape, generator=generator, device=logits.device, dtype=logits.dtype)
     if method == "subset_relaxed_topk":
         return TopK(k)(logits + eps)
-    scale = settings.temperature if method in ("cat_imle", "cat_straight_through") else 1.0
+    scale = settings.cat_temperature if method in ("cat_imle", "cat_straight_through") else 1.0
     return Argmax()(logits + scale * eps)
 
 
@@ -314,10 +418,12 @@ def evaluate(model: DiscreteVAE, images: Tensor, kind: str, k: int, num_samples:
     - ``nelbo``: the **exact** negative ELBO, ``E_q[−log p(x|z)] + KL(q‖uniform)``, the expectation by Monte
       Carlo with ``num_samples`` exact samples of q per image, the KL exact (DP for k-subsets).
     - ``reconstruction``, ``kl``: its two terms.
-    - ``proxy_kl`` and ``proxy_loss = reconstruction + proxy_kl``: the original code's categorical proxy
-      (for categorical latents the proxy is the exact KL).
+    - ``proxy_kl``: the original code's categorical proxy KL (for categorical latents the exact KL), and
+      ``proxy_loss = reconstruction + proxy_kl``.
     - with ``settings``: ``sampler_reconstruction``, the reconstruction term under the method's own training
-      sampler (:func:`sample_forward`), a diagnostic: for Sum-of-Gamma perturb-and-MAP it is not q(z; θ).
+      sampler (:func:`sample_forward`; for Sum-of-Gamma perturb-and-MAP it is not q(z; θ)), and
+      ``original_loss = sampler_reconstruction + proxy_kl``: **the test loss the original code reports**
+      (tf-imle DVAE notebook, torch-adaptive-imle ``cli/vae-cli.py``).
     """
     model.eval()
     totals = {"reconstruction": 0.0, "kl": 0.0, "proxy_kl": 0.0}
@@ -336,4 +442,6 @@ def evaluate(model: DiscreteVAE, images: Tensor, kind: str, k: int, num_samples:
     out = {name: value / len(images) for name, value in totals.items()}
     out["nelbo"] = out["reconstruction"] + out["kl"]
     out["proxy_loss"] = out["reconstruction"] + out["proxy_kl"]
+    if settings is not None:
+        out["original_loss"] = out["sampler_reconstruction"] + out["proxy_kl"]
     return out
