@@ -16,6 +16,7 @@ __all__ = [
     "check_theta",
     "check_finite",
     "check_positive",
+    "check_step_size",
     "check_non_negative",
     "check_int",
     "check_k",
@@ -31,20 +32,19 @@ def _shape(t: Tensor) -> tuple[int, ...]:
     return tuple(t.shape)
 
 
-def check_finite(x: Tensor, name: str) -> None:
-    """Raise ``ValueError`` if ``x`` holds a NaN or an infinity."""
+def check_finite(x: Tensor, name: str, *, hint: str = "") -> None:
+    """Raise ``ValueError`` if ``x`` holds a NaN or an infinity (``hint`` is appended to the message)."""
     if x.is_floating_point() and x.numel() > 0:
-        # fast path: min and max, no boolean tensor (NaN propagates through both, ±inf shows as an
-        # extreme). CPU tensors use NumPy's single-threaded reductions: a torch reduction here would wake
-        # torch's OpenMP workers, whose spin-waiting then competes with the compiled solvers' threads.
+        # fast path: one sum, no boolean tensor (NaN and ±inf propagate; a sum that overflows falls through to
+        # the exact count below, which then finds nothing). CPU tensors use NumPy's single-threaded reduction: a
+        # torch reduction here would wake torch's OpenMP workers, whose spin-waiting then competes with the
+        # compiled solvers' threads.
         if x.device.type == "cpu" and x.dtype in _NUMPY_FLOATS:
-            array = x.detach().numpy()
-            if np.isfinite(array.min()) and np.isfinite(array.max()):
-                return
-        else:
-            lo, hi = torch.aminmax(x)
-            if bool(torch.isfinite(lo) & torch.isfinite(hi)):
-                return
+            with np.errstate(over="ignore", invalid="ignore"):
+                if np.isfinite(np.add.reduce(x.detach().numpy(), axis=None)):
+                    return
+        elif bool(torch.isfinite(x.sum())):
+            return
     if x.is_floating_point() or x.is_complex():
         finite = torch.isfinite(x)
         if not bool(finite.all()):
@@ -52,7 +52,7 @@ def check_finite(x: Tensor, name: str) -> None:
             num_inf = int(x.numel() - finite.sum()) - num_nan
             raise ValueError(
                 f"{name} must be finite; got {num_nan} NaN and {num_inf} infinite values "
-                f"in a tensor of shape {_shape(x)}"
+                f"in a tensor of shape {_shape(x)}{hint}"
             )
 
 
@@ -82,6 +82,20 @@ def check_positive(value: object, name: str) -> float:
     v = float(value)
     if not (v > 0.0 and v < float("inf")):
         raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
+    return v
+
+
+#: the usable range of a step size λ: 1/λ and λ·g stay finite in float32 for any |g| up to 1e18
+STEP_SIZE_RANGE = (1e-20, 1e20)
+
+
+def check_step_size(value: object, name: str = "step_size") -> float:
+    """Check a step size λ: a real number in :data:`STEP_SIZE_RANGE`; return it as a float."""
+    v = check_positive(value, name)
+    lo, hi = STEP_SIZE_RANGE
+    if not lo <= v <= hi:
+        raise ValueError(f"{name} must lie in [{lo:g}, {hi:g}] (the estimator divides by it and moves theta by "
+                         f"{name} * grad, both must stay finite in float32); got {value!r}")
     return v
 
 

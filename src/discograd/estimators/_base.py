@@ -7,7 +7,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from .._validation import check_generator, check_int, check_non_negative, check_num_samples
+from .._validation import check_finite, check_generator, check_int, check_non_negative, check_num_samples
 from ..noise import Gumbel, NoiseDistribution
 from ..solvers.base import event_dims_of
 from ._batching import solve_samples
@@ -60,6 +60,7 @@ class PerturbAndMAP(torch.nn.Module):
             raise ValueError(
                 f"noise.sample returned {getattr(eps, 'shape', type(eps).__name__)}; expected a tensor of shape {shape}"
             )
+        check_finite(eps, f"the noise drawn by {self.noise!r}", hint=": check the noise object's sample method")
         return eps
 
     def perturb_and_solve(self, theta: Tensor, eps: Tensor | None, args: tuple, kwargs: dict) -> Tensor:

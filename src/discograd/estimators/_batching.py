@@ -8,6 +8,8 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from .._validation import check_finite
+
 __all__ = ["PerInstance", "per_instance", "solve_samples"]
 
 
@@ -90,4 +92,11 @@ def solve_samples(
         raise ValueError(f"the solver returned z on {z.device} for theta on {x.device}; it must keep the device")
     if z.dtype != x.dtype:
         z = z.to(x.dtype)
+    check_finite(z, f"z returned by the solver {_solver_name(solver)}",
+                 hint=" (for finite theta): a solver must return finite z; check the solver")
     return z.reshape(perturbed.shape)
+
+
+def _solver_name(solver: Callable[..., Tensor]) -> str:
+    name = getattr(solver, "__qualname__", None)
+    return name if isinstance(name, str) else repr(solver)

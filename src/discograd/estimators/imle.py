@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .._validation import check_non_negative, check_theta
+from .._validation import check_finite, check_non_negative, check_theta
 from ..noise import NoiseDistribution
 from ..targets import PerturbedTarget, Target
 from ._base import DEFAULT_NOISE, PerturbAndMAP, layer_or_decorator
@@ -63,6 +63,7 @@ class _IMLEFunction(torch.autograd.Function):
         target_theta = target_theta if ctx.has_target_theta else None
         num_samples = layer.num_samples
         grad_z = grad_output if num_samples is not None else grad_output.unsqueeze(0)
+        check_finite(grad_z, "the gradient of the loss with respect to z", hint=": check the loss")
         gradient = imle_gradient(
             layer.solver,
             theta,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._validation import check_positive
+from .._validation import check_step_size
 from .base import TargetParams
 
 __all__ = ["KnownTarget"]
@@ -57,7 +57,7 @@ class KnownTarget:
     uses_target_theta = True
 
     def __init__(self, step_size: float = 1.0) -> None:
-        self.step_size = check_positive(step_size, "step_size")
+        self.step_size = check_step_size(step_size, "step_size")
 
     def params(self, theta: Tensor, grad_z: Tensor, *, event_dims: int, target_theta: Tensor | None = None) -> TargetParams:
         if target_theta is None:

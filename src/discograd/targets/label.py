@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._validation import check_positive
+from .._validation import check_step_size
 from .base import TargetParams
 
 __all__ = ["LabelTarget"]
@@ -47,7 +47,7 @@ class LabelTarget:
     """
 
     def __init__(self, step_size: float = 1.0) -> None:
-        self.step_size = check_positive(step_size, "step_size")
+        self.step_size = check_step_size(step_size, "step_size")
 
     def params(self, theta: Tensor, grad_z: Tensor, *, event_dims: int) -> TargetParams:
         theta_minus = torch.where(grad_z != 0, grad_z * (-self.step_size), theta)

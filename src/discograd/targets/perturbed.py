@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._validation import check_positive
+from .._validation import check_step_size
 from .base import TargetParams
 
 __all__ = ["PerturbedTarget"]
@@ -28,7 +28,7 @@ class PerturbedTarget:
     """
 
     def __init__(self, step_size: float = 1.0, two_sided: bool = False) -> None:
-        self.step_size = check_positive(step_size, "step_size")
+        self.step_size = check_step_size(step_size, "step_size")
         if not isinstance(two_sided, bool):
             raise TypeError(f"two_sided must be a bool; got {type(two_sided).__name__}")
         self.two_sided = two_sided

@@ -1,0 +1,67 @@
+"""What used to fail silently or with a misleading message now raises, naming the culprit and the fix."""
+
+import pytest
+import torch
+
+import discograd
+from discograd import KnownTarget, LabelTarget, PerturbedTarget, TopK
+
+
+def nan_solver(theta):
+    z = TopK(1)(theta)
+    z[..., 0] = float("nan")
+    return z
+
+
+def test_a_solver_returning_nan_is_named():
+    layer = discograd.imle(nan_solver, noise=None)
+    with pytest.raises(ValueError, match=r"z returned by the solver nan_solver must be finite; got 2 NaN .*check the solver"):
+        layer(torch.zeros(2, 4, requires_grad=True))
+
+
+def test_a_solver_returning_inf_is_named_in_straight_through_too():
+    def inf_solver(theta):
+        return torch.full_like(theta, float("inf"))
+
+    with pytest.raises(ValueError, match="z returned by the solver .*inf_solver must be finite; got 0 NaN and 8 infinite"):
+        discograd.straight_through(inf_solver, noise=None)(torch.zeros(2, 4))
+
+
+def test_nan_in_the_loss_is_reported_as_the_loss_gradient_not_theta():
+    theta = torch.zeros(2, 4, requires_grad=True)
+    z = discograd.imle(TopK(1), noise=None)(theta)
+    loss = (z * torch.tensor([float("nan"), 1.0, 1.0, 1.0])).sum()
+    with pytest.raises(ValueError, match=r"the gradient of the loss with respect to z must be finite; got 2 NaN .*check the loss"):
+        loss.backward()
+
+
+class NaNNoise:
+    def sample(self, shape, *, generator=None, device=None, dtype=None):
+        eps = torch.zeros(shape, device=device, dtype=dtype)
+        eps.view(-1)[0] = float("nan")
+        return eps
+
+    def __repr__(self):
+        return "NaNNoise()"
+
+
+def test_a_noise_object_returning_nan_is_named():
+    layer = discograd.imle(TopK(1), noise=NaNNoise())
+    with pytest.raises(ValueError, match=r"the noise drawn by NaNNoise\(\) must be finite; got 1 NaN"):
+        layer(torch.zeros(2, 4))
+
+
+@pytest.mark.parametrize("make", [PerturbedTarget, LabelTarget, KnownTarget,
+                                  lambda step_size: discograd.blackbox(TopK(1), step_size=step_size)])
+@pytest.mark.parametrize("bad", [1e-300, 1e-21, 1e21, 1e300])
+def test_step_sizes_outside_the_usable_range_are_refused(make, bad):
+    with pytest.raises(ValueError, match=r"step_size must lie in \[1e-20, 1e\+20\]"):
+        make(step_size=bad)
+
+
+def test_the_edges_of_the_step_size_range_give_finite_gradients():
+    for lam in (1e-20, 1e20):
+        theta = torch.tensor([[0.0, 1.0, 2.0]], requires_grad=True)
+        z = discograd.imle(TopK(1), noise=None, target=PerturbedTarget(lam))(theta)
+        (z * torch.tensor([1e18, 0.0, 0.0])).sum().backward()
+        assert torch.isfinite(theta.grad).all()
