@@ -20,6 +20,7 @@ from discograd.experiments.l2x import (
     generate_tabular,
     load_beer,
     median_ranks,
+    read_embeddings,
     read_reviews,
     run_l2x,
     subset_precision,
@@ -27,8 +28,16 @@ from discograd.experiments.l2x import (
 )
 from discograd.experiments.l2x.commands import add_l2x_commands, run_l2x_command
 from discograd.experiments.l2x.compare import run_compare
-from discograd.experiments.l2x.data import RELEVANT_FEATURES, tabular_logits
-from discograd.experiments.l2x.train import build_model, load_data
+from discograd.experiments.l2x.data import RELEVANT_FEATURES, TextSplit, halve, tabular_logits
+from discograd.experiments.l2x.train import (
+    IMLE_SETTINGS,
+    ORIGINAL_TEXT_SETTINGS,
+    TextExplainer,
+    best_epoch,
+    build_model,
+    load_data,
+    methods_for,
+)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "beer"
 
@@ -122,10 +131,28 @@ def test_true_positive_rate_and_subset_precision_on_known_inputs():
     assert true_positive_rate(selected, relevant) == pytest.approx((0.5 + 1.0) / 2)
     spans = np.array([[1, 1, 1, 0, 0], [0, 0, 0, 0, 1]], dtype=bool)
     chosen = np.array([[1, 0, 0, 1, 0], [0, 0, 0, 1, 1]])
-    assert subset_precision(chosen, spans) == pytest.approx((0.5 + 0.5) / 2)
+    assert subset_precision(chosen, spans) == pytest.approx((1 + 1) / (2 + 2))
     assert subset_precision(torch.tensor(chosen), torch.tensor(spans)) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="same shape"):
         subset_precision(chosen[:, :3], spans)
+
+
+def test_subset_precision_is_micro_averaged_as_the_original():
+    """By hand: review 1 selects 4 tokens, 3 inside its span; review 2 selects 2, none inside. Micro: (3 + 0) /
+    (4 + 2) = 0.5; the mean of the per-review precisions (macro) would be (3/4 + 0) / 2 = 0.375. With k = 3 a
+    review counts at least 3 selected tokens (the original's max(selected non-padding, select_k)): (3 + 0) /
+    (4 + 3). Padding (token id 0) is neither right nor selected: if review 1's fourth selected token is padding,
+    it counts 3 of 3 right."""
+    spans = np.array([[1, 1, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]], dtype=bool)
+    chosen = np.array([[1, 1, 1, 0, 1, 0], [1, 1, 0, 0, 0, 0]])
+    assert subset_precision(chosen, spans) == pytest.approx(3 / 6)
+    assert subset_precision(chosen, spans, average="macro") == pytest.approx((3 / 4 + 0) / 2)
+    assert subset_precision(chosen, spans, 3) == pytest.approx(3 / 7)
+    tokens = np.array([[5, 6, 7, 8, 0, 9], [4, 4, 4, 4, 4, 4]])
+    assert subset_precision(chosen, spans, 3, tokens=tokens) == pytest.approx(3 / (3 + 3))
+    assert subset_precision(chosen, spans, tokens=tokens) == pytest.approx(3 / (3 + 2))
+    with pytest.raises(ValueError, match="average must be"):
+        subset_precision(chosen, spans, average="weighted")
 
 
 # -- methods ------------------------------------------------------------------------------------------
@@ -134,6 +161,10 @@ def test_true_positive_rate_and_subset_precision_on_known_inputs():
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("task", ["orange_skin", "reviews"])
 def test_every_method_gives_finite_losses_and_gradients(method, task):
+    if method not in methods_for(task):
+        with pytest.raises(ValueError, match="needs a tabular task"):
+            L2XConfig.quick(task=task, method=method).resolve()
+        return
     config = L2XConfig.quick(task=task, method=method, num_train=40, num_val=8, num_test=8, num_samples=2).resolve()
     data = load_data(config)
     model = build_model(config, data)
@@ -145,11 +176,12 @@ def test_every_method_gives_finite_losses_and_gradients(method, task):
     for _ in range(3):
         theta = model.scores(inputs, generator)
         z = selector(theta)
-        assert z.shape == (2, *theta.shape)
-        if method in ("imle", "aimle", "simple", "straight_through"):
+        samples = 210 if method == "exact" else 2  # exact: all C(10, 4) subsets
+        assert z.shape == (samples, *theta.shape)
+        if method in ("imle", "aimle", "simple", "straight_through", "exact"):
             assert torch.all(z.detach().sum(-1) == config.k)
         output = model.predict(inputs, z)
-        loss = output.float().square().mean()
+        loss = selector.combine(output.float().square(), theta).mean()
         optimizer.zero_grad()
         loss.backward()
         assert torch.isfinite(loss)
@@ -173,20 +205,34 @@ def test_imle_learns_xor():
 
 def test_beer_loader_on_the_fixture():
     data = load_beer(FIXTURE, aspect=1, max_length=12, embedding_file="embeddings.txt")
-    assert (len(data.train), len(data.val), len(data.test)) == (6, 3, 3)
-    assert data.embedding.shape == (2 + 27, 8) and (data.embedding[:2] == 0).all()
+    # train, held out (halved per seed into val and test) and the annotated reviews (precision)
+    assert (len(data.train), len(data.heldout), len(data.annotated)) == (6, 3, 3)
+    assert data.val is None and data.test is None
+    split = data.split_heldout(0)
+    assert (len(split.val), len(split.test)) == (1, 2) and split.heldout is None
+    # the original's vocabulary: <PAD>, <START>, <UNK>, then the training words in order of first occurrence
+    assert data.vocabulary[:3] == ["<PAD>", "<START>", "<UNK>"] and data.vocabulary[3:6] == ["pours", "a", "clear"]
+    assert data.embedding.shape == (len(data.vocabulary), 8) and (data.embedding[:3] == 0).all()
+    words, vectors = read_embeddings(FIXTURE / "embeddings.txt")
+    row = dict(zip(words, vectors))
+    for i, word in enumerate(data.vocabulary[3:], start=3):  # the file's vector, or zero if the file lacks the word
+        np.testing.assert_array_equal(data.embedding[i], row.get(word, np.zeros(8, dtype=np.float32)))
     assert data.train.tokens.shape == (6, 12)
     np.testing.assert_allclose(data.train.rating, [0.7, 0.5, 0.9, 0.3, 0.8, 0.6])
-    # "pours a clear golden color with white head . aroma of citrus" -> vocabulary ids; unknown words -> 1
+    # the first 12 of the 20 tokens are kept
     first = [data.vocabulary[i] for i in data.train.tokens[0]]
     assert first == ["pours", "a", "clear", "golden", "color", "with", "white", "head", ".", "aroma", "of", "citrus"]
-    assert 1 in data.train.tokens[4] or "unseenword" not in data.vocabulary
     long = load_beer(FIXTURE, embedding_file="embeddings.txt", max_length=30)
-    assert long.train.tokens[1, 13:].tolist() == [0] * 17  # padded at the end
-    # test split: annotated aroma spans [9, 16) of the first review, truncated to max_length
-    assert data.test.spans[0].tolist() == [False] * 9 + [True] * 3
-    assert long.test.spans[0, 9:16].all() and long.test.spans[0].sum() == 7
+    assert long.train.tokens[1, :17].tolist() == [0] * 17 and (long.train.tokens[1, 17:] > 0).all()  # pre-padding
+    post = load_beer(FIXTURE, embedding_file="embeddings.txt", max_length=30, padding="post")
+    assert post.train.tokens[1, 13:].tolist() == [0] * 17
+    # annotated aroma spans [9, 16) of the first review (20 tokens), truncated to max_length, moved with the padding
+    assert data.annotated.spans[0].tolist() == [False] * 9 + [True] * 3
+    assert long.annotated.spans[0, 10 + 9:10 + 16].all() and long.annotated.spans[0].sum() == 7
+    assert post.annotated.spans[0, 9:16].all() and post.annotated.spans[0].sum() == 7
     assert data.info["aspect"] == 1
+    with pytest.raises(ValueError, match="padding must be one of"):
+        load_beer(FIXTURE, embedding_file="embeddings.txt", padding="middle")
 
 
 def test_beer_loader_errors(tmp_path):
@@ -227,8 +273,10 @@ def test_beer_task_trains_on_the_fixture(tmp_path):
     config = L2XConfig.quick(task="beer", method="imle", data_dir=str(FIXTURE), embedding_file="embeddings.txt",
                              max_length=24, k=3, epochs=1, batch_size=3, num_train=None, num_val=None, num_test=None)
     final = run_l2x(config, tmp_path / "run", progress=False, plot=False)
-    assert final["data"]["num_train"] == 6 and final["data"]["num_test"] == 3
+    # MSE on half of the held-out reviews (2 of 3), precision on the 3 annotated ones
+    assert final["data"]["num_train"] == 6 and final["data"]["num_test"] == 2 and final["data"]["num_annotated"] == 3
     assert np.isfinite(final["test"]["mse_x100"]) and 0 <= final["test"]["precision_pct"] <= 100
+    assert "precision_pct" not in final["val"]  # the held-out reviews have no annotations
 
 
 # -- run folders, resume, compare ---------------------------------------------------------------------
@@ -264,11 +312,143 @@ def test_compare_writes_tables(tmp_path):
         assert (tmp_path / name).exists(), name
     text = (tmp_path / "compare.md").read_text()
     assert "| imle | 5 |" in text and "±" in text and "precision %" in text
+    assert "best-validation epoch" in text and "after the last epoch" in text
+    assert results["table"][0]["best_epochs"] == "1 1" and "last_mse_x100_mean" in results["table"][0]
     with pytest.raises(ValueError, match="methods must be one or more"):
         run_compare(["nope"], [0], base, tmp_path)
+    with pytest.raises(ValueError, match="cannot run on task"):
+        run_compare(["exact"], [0], base, tmp_path)
 
 
 # -- configuration and CLI ----------------------------------------------------------------------------
+
+
+def test_text_defaults_are_the_original_settings():
+    """The resolved defaults of the text tasks are the original code's settings (tf-imle
+    L2X/L2X-experiments-neurips.ipynb; torch-adaptive-imle cli/l2x-cli.py), listed in ORIGINAL_TEXT_SETTINGS."""
+    assert ORIGINAL_TEXT_SETTINGS == {
+        "k": 10, "max_length": 350, "batch_size": 40, "epochs": 20, "learning_rate": 1e-3, "adam_eps": 1e-7,
+        "predictor": "original", "hidden": 250, "filters": 100, "loss_reduction": "mean", "temperature": 1.0,
+        "step_size": 1000.0, "imle_scale_by_step_size": False, "imle_two_sided": False, "num_samples": 1,
+        "noise_terms": 10, "concrete_draws": 1, "init": "glorot", "padding": "pre",
+        "relaxation_temperature": {"l2x": 0.1, "softsub": 0.5},
+    }
+    assert IMLE_SETTINGS == {"notebook": {"temperature": 1.0, "step_size": 1000.0},
+                             "paper": {"temperature": 30.0, "step_size": 1000.0}}
+    for task in ("beer", "reviews"):
+        for method in ("imle", "softsub", "l2x", "straight_through"):
+            config = L2XConfig(task=task, method=method, data_dir="data/beer").resolve()
+            for name, value in ORIGINAL_TEXT_SETTINGS.items():
+                expected = value.get(method, 0.1) if name == "relaxation_temperature" else value
+                if name != "relaxation_temperature" or method in value:
+                    assert getattr(config, name) == expected, (task, method, name)
+    beer = L2XConfig(task="beer", data_dir="data/beer").resolve()
+    assert (beer.num_train, beer.num_val, beer.num_test) == (0, 0, 0)  # every review of the files
+    reviews = L2XConfig(task="reviews").resolve()
+    assert (reviews.num_train, reviews.num_val, reviews.num_test, reviews.seq_length) == (2000, 500, 500, 200)
+    # the paper's Table 1 setting is the same config with τ = 30
+    assert L2XConfig(task="beer", data_dir="d", **IMLE_SETTINGS["paper"]).resolve().temperature == 30.0
+    # the tabular tasks keep their own settings
+    xor = L2XConfig(task="xor").resolve()
+    assert (xor.temperature, xor.step_size, xor.loss_reduction, xor.concrete_draws, xor.epochs) == (2.0, 1.0, "sum", 2,
+                                                                                                  10)
+
+
+def test_original_predictor_is_the_sum_of_selected_embeddings_over_k_then_an_mlp():
+    """By hand: 2 reviews of 3 tokens, 2-d embeddings, k = 2; h = Σ_t e_t z_t / k, then Dense → ReLU → Dense →
+    sigmoid."""
+    embedding = np.array([[0.0, 0.0], [1.0, 2.0], [3.0, -1.0], [0.5, 0.5]], dtype=np.float32)
+    model = TextExplainer(embedding, filters=4, hidden=3, k=2)
+    assert model.predictor == "original" and model.pred_dense.in_features == 2 and not hasattr(model, "pred_conv")
+    tokens = torch.tensor([[1, 2, 3], [3, 0, 1]])
+    z = torch.tensor([[[1.0, 0.0, 1.0], [1.0, 1.0, 0.0]]])  # [S = 1, B = 2, L = 3]
+    h = model.pooled(tokens, z)
+    expected = torch.tensor([[[(1.0 + 0.5) / 2, (2.0 + 0.5) / 2], [(0.5 + 0.0) / 2, (0.5 + 0.0) / 2]]])
+    torch.testing.assert_close(h, expected)
+    with torch.no_grad():
+        model.pred_dense.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]))
+        model.pred_dense.bias.zero_()
+        model.pred_out.weight.copy_(torch.tensor([[1.0, 2.0, 3.0]]))
+        model.pred_out.bias.fill_(-1.0)
+    out = model.predict(tokens, z)
+    assert out.shape == (1, 2)
+    # review 1: h = (0.75, 1.25) → relu(0.75, 1.25, −2) → 0.75 + 2.5 − 1 = 2.25; review 2: h = (0.25, 0.25) →
+    # relu(0.25, 0.25, −0.5) → 0.25 + 0.5 − 1 = −0.25
+    torch.testing.assert_close(out, torch.sigmoid(torch.tensor([[2.25, -0.25]])))
+    # the gradient reaches every token, selected or not: ∂out/∂z_t is linear in e_t
+    z.requires_grad_(True)
+    model.predict(tokens, z).sum().backward()
+    assert (z.grad[0, 0] != 0).all()
+    # Keras' initialisers: zero biases; the conv predictor is an option
+    fresh = TextExplainer(embedding, filters=4, hidden=3, k=2)
+    assert all((m.bias == 0).all() for m in (fresh.conv, fresh.logit, fresh.pred_dense, fresh.pred_out))
+    conv = TextExplainer(embedding, filters=4, hidden=3, k=2, predictor="conv")
+    assert conv.pred_conv.out_channels == 10 and conv.predict(tokens, z.detach()).shape == (1, 2)
+    with pytest.raises(ValueError, match="predictor must be one of"):
+        TextExplainer(embedding, predictor="lstm")
+
+
+def test_heldout_is_split_in_half_per_seed():
+    split = TextSplit(np.arange(22).reshape(11, 2), np.arange(11, dtype=np.float32), np.zeros((11, 2), dtype=bool))
+    val, test = halve(split, seed=3)
+    assert (len(val), len(test)) == (5, 6)  # test gets ceil(n / 2), as train_test_split(test_size=0.5)
+    assert sorted(val.rating.tolist() + test.rating.tolist()) == list(range(11))  # a partition
+    np.testing.assert_array_equal(val.tokens[:, 0] // 2, val.rating.astype(int))  # rows stay together
+    again, _ = halve(split, seed=3)
+    other, _ = halve(split, seed=4)
+    np.testing.assert_array_equal(again.rating, val.rating)
+    assert not np.array_equal(other.rating, val.rating)
+    # the reviews task: num_val + num_test held-out reviews, halved with the run's seed
+    data = load_data(L2XConfig.quick(task="reviews", num_train=20, num_val=6, num_test=6).resolve())
+    assert len(data.heldout) == 12 and data.val is None
+    first, second = data.split_heldout(0), data.split_heldout(1)
+    assert len(first.val) == len(first.test) == 6
+    assert not np.array_equal(first.test.rating, second.test.rating)
+    with pytest.raises(ValueError, match="at least 2"):
+        halve(TextSplit(np.zeros((1, 2), dtype=np.int64), np.zeros(1, dtype=np.float32)), 0)
+
+
+def test_best_validation_epoch_is_reported():
+    history = [{"epoch": 0, "val_loss": 0.01}, {"epoch": 1, "val_loss": 0.5}, {"epoch": 2, "val_loss": 0.2},
+               {"epoch": 3, "val_loss": 0.2}, {"epoch": 4, "val_loss": 0.3}]
+    assert best_epoch(history) == 2  # trained epochs only; the first of equal ones (Keras' ModelCheckpoint)
+    assert best_epoch(history[:1]) == 0
+    config = L2XConfig.quick(task="reviews", method="softsub", epochs=3, num_train=60, num_val=10, num_test=10,
+                             seq_length=40)
+    final = run_l2x(config, None, progress=False)
+    assert 1 <= final["best_epoch"] <= 3
+    assert set(final) >= {"test", "val", "test_last", "val_last"}
+
+
+def test_best_checkpoint_and_metrics_rows_agree(tmp_path):
+    config = L2XConfig.quick(task="xor", method="imle", epochs=3, num_train=300)
+    final = run_l2x(config, tmp_path, progress=False, plot=False)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    best = min(rows[1:], key=lambda r: r["val_loss"])
+    assert final["best_epoch"] == best["epoch"]
+    assert final["test"] == {key: best[f"test_{key}"] for key in final["test"]}
+    assert final["test_last"] == {key: rows[-1][f"test_{key}"] for key in final["test_last"]}
+    assert torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=True)["epoch"] == best["epoch"]
+
+
+def test_imle_options_and_exact_method():
+    two = build_selector(L2XConfig(task="orange_skin", method="imle", imle_two_sided=True).resolve())
+    assert two.layer.target.two_sided and not two.layer.scale_by_step_size
+    scaled = build_selector(L2XConfig(task="orange_skin", method="imle", imle_scale_by_step_size=True).resolve())
+    assert scaled.layer.scale_by_step_size
+    # exact: the per-instance loss is E_p[L] over all C(10, 4) subsets, p(z; θ) ∝ exp<z, θ>
+    exact = build_selector(L2XConfig(task="orange_skin", method="exact").resolve())
+    theta = torch.randn(3, 10, dtype=torch.float64)
+    z = exact(theta)
+    weights = exact.weights(theta)
+    assert z.shape == (210, 3, 10) and weights.shape == (210, 3)
+    torch.testing.assert_close(weights.sum(0), torch.ones(3, dtype=torch.float64))
+    losses = z[..., 0] + 2 * z[..., 1]  # L(z) = z_0 + 2 z_1: E_p[L] = μ_0 + 2 μ_1
+    from discograd.exact import topk_marginals
+    mu = topk_marginals(theta, 4)
+    torch.testing.assert_close(exact.combine(losses, theta), mu[:, 0] + 2 * mu[:, 1])
+    with pytest.raises(ValueError, match="needs a tabular task"):
+        L2XConfig(task="reviews", method="exact").resolve()
 
 
 def test_config_validation():
@@ -282,6 +462,9 @@ def test_config_validation():
         L2XConfig(step_size=-1.0).resolve()
     resolved = L2XConfig(task="switch", method="imle").resolve()
     assert (resolved.k, resolved.temperature, resolved.epochs) == (5, 5.0, 10)
+    for name, bad in (("predictor", "lstm"), ("loss_reduction", "max"), ("init", "zeros"), ("padding", "mid")):
+        with pytest.raises(ValueError, match=f"{name} must be one of"):
+            L2XConfig(task="reviews", **{name: bad}).resolve()
 
 
 def test_cli_parses_and_rejects(tmp_path, capsys):
@@ -293,6 +476,10 @@ def test_cli_parses_and_rejects(tmp_path, capsys):
     args = parser.parse_args(["l2x", "compare", "--task", "reviews", "--methods", "imle", "l2x", "--seeds", "0", "1",
                               "--ks", "5", "10", "15"])
     assert args.methods == ["imle", "l2x"] and args.ks == [5, 10, 15] and args.l2x_handler is not None
+    args = parser.parse_args(["l2x", "train", "--task", "reviews", "--predictor", "conv", "--imle-two-sided",
+                              "--temperature", "30", "--loss-reduction", "sum"])
+    assert (args.predictor, args.imle_two_sided, args.temperature, args.loss_reduction) == ("conv", True, 30.0, "sum")
+    assert parser.parse_args(["l2x", "compare", "--task", "reviews"]).methods is None  # the task's methods
     for bad in (["l2x", "train", "--method", "gumbel"], ["l2x", "train", "--task", "cifar"],
                 ["l2x", "train", "--k", "two"], ["l2x"], ["l2x", "compare", "--methods", "magic"]):
         with pytest.raises(SystemExit):

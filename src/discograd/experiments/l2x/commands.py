@@ -25,28 +25,44 @@ OPTION_HELP = {
     "method": "the k-subset method",
     "k": "features / tokens selected (unset: 2, 4, 4, 5 for the tabular tasks, 10 for text)",
     "num_train": "training instances (unset: 10000 tabular, 2000 reviews, all for beer; 0 = all for beer)",
-    "num_val": "validation instances (unset: 2000 tabular, 500 reviews, all for beer)",
-    "num_test": "test instances (unset: 2000 tabular, 500 reviews, all 994 annotated reviews for beer)",
+    "num_val": "validation instances (unset: 2000 tabular, 500 reviews; text: the held-out set is num_val + num_test "
+               "reviews, split in half at random per seed; beer: held-out reviews read, 0 = all)",
+    "num_test": "test instances (unset: 2000 tabular, 500 reviews; beer: annotated reviews read for the precision, "
+                "0 = all 994)",
     "data_seed": "seed of the generated data (the same for every training seed)",
     "data_dir": "beer: the folder with reviews.aspect<A>.{train,heldout}.txt[.gz], annotations.json[.gz] and the "
                 "embedding file",
     "aspect": "beer: the aspect, 0 appearance, 1 aroma (the paper's Table 1), 2 palate, 3 taste, 4 overall",
-    "max_length": "beer: tokens kept per review",
+    "max_length": "beer: tokens kept per review (the first ones)",
+    "padding": "beer: pre (zeros before the review, the original's) or post",
     "embedding_file": "beer: the word-embedding file inside --data-dir (a word and its floats per line)",
     "seq_length": "reviews: tokens per review",
     "vocab_size": "reviews: vocabulary size",
     "embedding_dim": "reviews: embedding dimension",
-    "epochs": "training epochs (unset: 10 tabular, 4 reviews, 20 beer)",
+    "epochs": "training epochs (unset: 10 tabular, 20 text)",
     "batch_size": "instances per step (unset: 100 tabular, 40 text)",
     "learning_rate": "Adam's learning rate",
+    "adam_eps": "Adam's epsilon (unset: 1e-7 text, Keras' default as the original; 1e-8 tabular)",
+    "loss_reduction": "mean or sum of the per-instance losses over the batch; λ is in its units (unset: mean text, "
+                      "as the original; sum tabular)",
     "seed": "training seed (initialisation, batch order, estimator noise, dropout)",
-    "hidden": "tabular: selector width (predictor 2x); text: the predictor's dense units (unset: 100, 100, 250)",
-    "filters": "text: selector channels, predictor 2.5x (unset: 40 reviews, 100 beer)",
-    "temperature": "τ of the Sum-of-Gamma noise of imle, aimle, straight_through (unset: k; the paper: k, 2k, 3k)",
-    "step_size": "λ of imle, in units of one instance's loss (unset: 1 tabular, 1e5 text)",
+    "predictor": "text: original (Σ_t e_t z_t / k → Dense → ReLU → Dense → sigmoid, the I-MLE code's) or conv (ours: "
+                 "Conv1d, mean-pool over all tokens)",
+    "hidden": "tabular: selector width (predictor 2x); text: the predictor's dense units (unset: 100 tabular, 250 "
+              "text)",
+    "filters": "text: selector channels; the conv predictor has 2.5x (unset: 100)",
+    "init": "glorot (Keras' defaults, the original's) or torch (unset: glorot text, torch tabular)",
+    "temperature": "τ of the Sum-of-Gamma noise of imle, aimle, straight_through (unset: 1 text, the notebook's "
+                   "I-MLE cell; the paper's Table 1 names τ = 30; k tabular)",
+    "step_size": "λ of imle, in the units of the batch loss (unset: 1000 text, the original's; 1 tabular)",
+    "imle_two_sided": "imle: central difference (MAP(θ + λg + ε) − MAP(θ − λg + ε)) / 2",
+    "imle_scale_by_step_size": "imle: divide the gradient by λ (the original does not)",
     "num_samples": "S, samples per instance and step",
     "noise_terms": "terms of the Sum-of-Gamma series",
-    "relaxation_temperature": "temperature of softsub and l2x",
+    "relaxation_temperature": "temperature of softsub and l2x (unset: text 0.5 softsub and 0.1 l2x, the original's; "
+                              "0.1 tabular)",
+    "concrete_draws": "l2x: Concrete draws, the mask is their element-wise max (unset: 1 text, as the I-MLE code's "
+                      "Sample_Concrete; k tabular, as Chen et al.'s L2X)",
     "aimle_target_nonzeros": "aimle: the non-zero gradient entries per instance β is steered to",
     "aimle_update_step": "aimle: how much β moves per step",
     "aimle_initial_beta": "aimle: β at the start",
@@ -86,8 +102,9 @@ def add_l2x_commands(subparsers: Any) -> None:
     sub = l2x.add_subparsers(dest="l2x_command", required=True, metavar="{train,compare}")
     train = sub.add_parser(
         "train", help="train one explainer",
-        description="Train one method on one task and write config.json, metrics.jsonl, final.json, curves.png and "
-                    "checkpoints/last.pt to the run folder; rerunning the same command resumes.")
+        description="Train one method on one task and write config.json, metrics.jsonl, final.json, curves.png, "
+                    "checkpoints/last.pt and checkpoints/best.pt (the best-validation epoch) to the run folder; "
+                    "rerunning the same command resumes.")
     _add_run_options(train, "runs/l2x-<task>-<method>-k<k>-seed<seed>")
     _add_config_options(train)
     train.set_defaults(l2x_handler=_run_train)
@@ -96,10 +113,12 @@ def add_l2x_commands(subparsers: Any) -> None:
         "compare", help="methods x seeds (x k): one table (Markdown, CSV) and one figure",
         description="Train every method of --methods with every seed of --seeds (and every k of --ks) on the same "
                     "data and write compare.md, compare.csv, runs.csv, compare.json and compare.png (test metrics "
-                    "after the last epoch, mean ± std over seeds; for --task beer next to the paper's Table 1); each "
+                    "at the best-validation epoch and after the last, mean ± std over seeds; for --task beer next to "
+                    "the paper's Table 1); each "
                     "run has its own folder <out>/<method>-k<k>/seed<seed>/ and resumes when interrupted.")
-    compare.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS), metavar="METHOD",
-                         help=f"methods, among {', '.join(METHODS)} (default: all)")
+    compare.add_argument("--methods", nargs="+", choices=list(METHODS), default=None, metavar="METHOD",
+                         help=f"methods, among {', '.join(METHODS)} (default: all that the task allows; exact is "
+                              "tabular only)")
     compare.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="SEED",
                          help="training seeds (default: 0 1 2)")
     compare.add_argument("--ks", nargs="+", type=int, default=None, metavar="K",
@@ -131,7 +150,7 @@ def _run_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     final = run_l2x(config, out, progress=not args.no_progress, plot=not args.no_plot, num_threads=args.num_threads)
     print(f"l2x {config.task}, {config.method}, k = {config.k}, {final['epochs_done']} epochs: test {_summary(final)}")
-    print(f"wrote {out}/ (config.json, metrics.jsonl, final.json, checkpoints/last.pt"
+    print(f"wrote {out}/ (config.json, metrics.jsonl, final.json, checkpoints/last.pt, best.pt"
           f"{'' if args.no_plot else ', curves.png'}) in {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -4,9 +4,12 @@ r"""Several L2X methods × seeds (× k) → one table (Markdown and CSV) and one
 or loaded once), each run in its own folder ``{out}/{method}-k{k}/seed{seed}/`` (an interrupted comparison
 resumes run by run, and inside a run from its last epoch), then writes to ``{out}``:
 
-- ``compare.md``: per method and k, the test metrics after the last epoch, mean ± std over seeds (sample
-  standard deviation; 0 with one seed), and for ``beer`` the I-MLE paper's Table 1 where it has the method;
-- ``compare.csv`` (the same, one row per method and k) and ``runs.csv`` (one row per run);
+- ``compare.md``: per method and k, the test metrics at each run's best-validation epoch (the original's
+  checkpoint; :func:`~.train.best_epoch`), mean ± std over seeds (sample standard deviation; 0 with one seed),
+  the best epochs, and for ``beer`` the I-MLE paper's Table 1 where it has the method; then the same after the
+  last epoch;
+- ``compare.csv`` (the same, one row per method and k; ``last_*``: after the last epoch) and ``runs.csv`` (one
+  row per run);
 - ``compare.json``: the base config, the table and every run's final numbers;
 - ``compare.png``: the main metrics per method (bars: mean ± std over seeds; diamonds: the paper).
 """
@@ -33,6 +36,7 @@ from .train import (
     TEXT_METRICS,
     L2XConfig,
     load_data,
+    methods_for,
     run_l2x,
 )
 
@@ -49,10 +53,14 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, std
 
 
-def _check(methods: Sequence[str], seeds: Sequence[int], ks: Sequence[int]) -> tuple[list[str], list[int], list[int]]:
+def _check(methods: Sequence[str], seeds: Sequence[int], ks: Sequence[int],
+           task: str) -> tuple[list[str], list[int], list[int]]:
     methods, seeds, ks = list(methods), list(seeds), list(ks)
     if not methods or any(m not in METHODS for m in methods):
         raise ValueError(f"methods must be one or more of {list(METHODS)}; got {methods}")
+    unfit = [m for m in methods if m not in methods_for(task)]
+    if unfit:
+        raise ValueError(f"methods {unfit} cannot run on task {task!r} (they enumerate every subset: tabular only)")
     if len(set(methods)) != len(methods):
         raise ValueError(f"methods must not repeat; got {methods}")
     if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
@@ -62,14 +70,16 @@ def _check(methods: Sequence[str], seeds: Sequence[int], ks: Sequence[int]) -> t
     return methods, seeds, ks
 
 
-def run_compare(methods: Sequence[str], seeds: Sequence[int], base: L2XConfig, out_dir: str | os.PathLike, *,
-                ks: Sequence[int] | None = None, data: Any = None, progress: bool = True, plot: bool = True,
+def run_compare(methods: Sequence[str] | None, seeds: Sequence[int], base: L2XConfig, out_dir: str | os.PathLike,
+                *, ks: Sequence[int] | None = None, data: Any = None, progress: bool = True, plot: bool = True,
                 num_threads: int | None = None) -> dict[str, Any]:
     """Train every method × k × seed on ``base``'s task and write the comparison (see the module docstring).
-    ``ks``: the subset sizes (``None``: ``base.k``, or the task's default). ``base.temperature`` unset gives
-    each k its own τ = k."""
+    ``methods``: ``None`` for every method the task allows (:func:`~.train.methods_for`). ``ks``: the subset
+    sizes (``None``: ``base.k``, or the task's default). ``base.temperature`` unset gives the tabular tasks
+    τ = k for each k and the text tasks τ = 1."""
     ks = [base.k if base.k is not None else DEFAULT_K[base.task]] if ks is None else list(ks)
-    methods, seeds, ks = _check(methods, seeds, ks)
+    methods = list(methods_for(base.task)) if methods is None else methods
+    methods, seeds, ks = _check(methods, seeds, ks, base.task)
     base.validate()
     out = Path(out_dir)
     started = time.perf_counter()
@@ -101,11 +111,13 @@ def run_compare(methods: Sequence[str], seeds: Sequence[int], base: L2XConfig, o
             group = [r for r in runs if r["method"] == method and r["k"] == k]
             row: dict[str, Any] = {"method": method, "k": k, "seeds": len(group),
                                    "epochs": group[0]["epochs"],
+                                   "best_epochs": " ".join(str(r["best_epoch"]) for r in group),
                                    "train_seconds_mean": _mean_std([r["train_seconds"] for r in group])[0]}
-            for key in keys:
-                values = [r["test"][key] for r in group if key in r["test"]]
-                if values:
-                    row[f"{key}_mean"], row[f"{key}_std"] = _mean_std(values)
+            for report, prefix in (("test", ""), ("test_last", "last_")):
+                for key in keys:
+                    values = [r[report][key] for r in group if key in r[report]]
+                    if values:
+                        row[f"{prefix}{key}_mean"], row[f"{prefix}{key}_std"] = _mean_std(values)
             paper = PAPER_TABLE1.get((method, k)) if base.task == "beer" else None
             row["paper_mse_x100"], row["paper_precision_pct"] = paper if paper else (None, None)
             table.append(row)
@@ -116,8 +128,11 @@ def run_compare(methods: Sequence[str], seeds: Sequence[int], base: L2XConfig, o
     atomic_write_text(out / "compare.md", format_compare(results) + "\n")
     atomic_write_text(out / "compare.csv", _csv(table))
     atomic_write_text(out / "runs.csv", _csv([{"method": r["method"], "k": r["k"], "seed": r["seed"],
-                                               "epochs": r["epochs_done"], "train_seconds": r["train_seconds"],
-                                               **{f"test_{key}": v for key, v in r["test"].items()}} for r in runs]))
+                                               "epochs": r["epochs_done"], "best_epoch": r["best_epoch"],
+                                               "train_seconds": r["train_seconds"],
+                                               **{f"test_{key}": v for key, v in r["test"].items()},
+                                               **{f"test_last_{key}": v for key, v in r["test_last"].items()}}
+                                              for r in runs]))
     write_json(out / "compare.json", results)
     if plot:
         plot_compare(results, out / "compare.png")
@@ -137,25 +152,31 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 
 def format_compare(results: dict[str, Any]) -> str:
-    """The Markdown table of a comparison."""
+    """The Markdown tables of a comparison: at the best-validation epoch, then after the last epoch."""
     task = results["task"]
     keys = TABULAR_METRICS if task in TABULAR_TASKS else TEXT_METRICS
-    header = ["method", "k"] + [_LABELS[k] for k in keys]
-    if task == "beer":
-        header += ["paper MSE ×100", "paper precision %"]
-    header += ["train s / run"]
-    lines = [f"L2X, task {task}: test metrics after the last epoch, mean ± std over seeds {results['seeds']}",
-             "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in results["table"]:
-        cells = [row["method"], str(row["k"])]
-        for key in keys:
-            cells.append(f"{row[f'{key}_mean']:.2f} ± {row[f'{key}_std']:.2f}" if f"{key}_mean" in row else "")
-        if task == "beer":
-            cells += ["" if row["paper_mse_x100"] is None else f"{row['paper_mse_x100']:.2f}",
-                      "" if row["paper_precision_pct"] is None else f"{row['paper_precision_pct']:.2f}"]
-        cells.append(f"{row['train_seconds_mean']:.1f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    blocks = []
+    for prefix, title in (("", "test metrics at each run's best-validation epoch (lowest validation loss)"),
+                          ("last_", "test metrics after the last epoch")):
+        header = ["method", "k"] + [_LABELS[k] for k in keys]
+        if task == "beer" and not prefix:
+            header += ["paper MSE ×100", "paper precision %"]
+        header += ["best epoch per seed", "train s / run"] if not prefix else []
+        lines = [f"L2X, task {task}: {title}, mean ± std over seeds {results['seeds']}",
+                 "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for row in results["table"]:
+            cells = [row["method"], str(row["k"])]
+            for key in keys:
+                name = f"{prefix}{key}"
+                cells.append(f"{row[f'{name}_mean']:.2f} ± {row[f'{name}_std']:.2f}" if f"{name}_mean" in row else "")
+            if task == "beer" and not prefix:
+                cells += ["" if row["paper_mse_x100"] is None else f"{row['paper_mse_x100']:.2f}",
+                          "" if row["paper_precision_pct"] is None else f"{row['paper_precision_pct']:.2f}"]
+            if not prefix:
+                cells += [row["best_epochs"], f"{row['train_seconds_mean']:.1f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def plot_compare(results: dict[str, Any], path: str | os.PathLike) -> Path:

@@ -19,6 +19,12 @@ the text and from 0 in arrays.
 Synthetic reviews (:func:`generate_reviews`): token sequences whose rating depends only on the words inside
 annotated spans; see its docstring. BeerAdvocate (:func:`load_beer`): the files of Lei, Barzilay, Jaakkola (2016)
 used by L2X and I-MLE; the format is in its docstring.
+
+Held-out data of the text tasks. The I-MLE code (tf-imle ``L2X/L2X-experiments-neurips.ipynb``, the training cell)
+splits the held-out reviews in half at random for every repetition, ``train_test_split(..., test_size=0.5,
+random_state=repetition)``: one half validates (the best epoch), the other is the test set of the MSE; the
+annotated reviews give the subset precision. :class:`L2XData` holds such a set in ``heldout`` (and the annotated
+reviews in ``annotated``); :meth:`L2XData.split_heldout` makes the two halves for one seed (:func:`halve`).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import json
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +49,7 @@ __all__ = [
     "TextSplit",
     "generate_reviews",
     "generate_tabular",
+    "halve",
     "load_beer",
     "read_annotations",
     "read_embeddings",
@@ -87,7 +94,13 @@ class TextSplit:
 
 @dataclass
 class L2XData:
-    """Three splits and, for text, the frozen embedding matrix ``[V, D]`` (row 0: padding) and the vocabulary."""
+    """The splits and, for text, the frozen embedding matrix ``[V, D]`` (row 0: padding) and the vocabulary.
+
+    ``train``, ``val``, ``test``: the splits a run uses. ``heldout`` (text): a held-out set that
+    :meth:`split_heldout` halves into ``val`` and ``test`` per seed, as the original code does; while it is set,
+    ``val`` and ``test`` may be ``None``. ``annotated`` (beer): the reviews with annotated spans on which the subset
+    precision is measured (``None``: on ``test``, whose spans are then needed).
+    """
 
     task: str
     train: Any
@@ -97,6 +110,37 @@ class L2XData:
     vocabulary: list[str] | None = None
     source: str = "generated"
     info: dict[str, Any] = field(default_factory=dict)
+    heldout: Any = None
+    annotated: Any = None
+
+    def split_heldout(self, seed: int) -> L2XData:
+        """A copy whose ``val`` and ``test`` are the two halves of ``heldout`` for ``seed`` (:func:`halve`); the
+        data itself when there is no ``heldout``."""
+        if self.heldout is None:
+            return self
+        val, test = halve(self.heldout, seed)
+        return replace(self, val=val, test=test, heldout=None)
+
+
+def _take(split: TextSplit, index: np.ndarray) -> TextSplit:
+    return TextSplit(split.tokens[index], split.rating[index], None if split.spans is None else split.spans[index])
+
+
+def halve(split: TextSplit, seed: int) -> tuple[TextSplit, TextSplit]:
+    """Split a held-out set at random into ``(val, test)``, ``test`` with ``ceil(n / 2)`` reviews and ``val`` with
+    the rest, as the original's ``train_test_split(X, Y, test_size=0.5, random_state=seed)`` (sizes alike; the
+    permutation is NumPy's, drawn from ``seed``, not scikit-learn's). Both keep the held-out order.
+
+    >>> val, test = halve(TextSplit(np.arange(10).reshape(5, 2), np.arange(5, dtype=np.float32)), seed=0)
+    >>> len(val), len(test), sorted(val.rating.tolist() + test.rating.tolist())
+    (2, 3, [0.0, 1.0, 2.0, 3.0, 4.0])
+    """
+    n = len(split)
+    if n < 2:
+        raise ValueError(f"the held-out set needs at least 2 reviews to be split in half; got {n}")
+    order = np.random.default_rng([seed, 13]).permutation(n)
+    n_test = -(-n // 2)
+    return _take(split, np.sort(order[n_test:])), _take(split, np.sort(order[:n_test]))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -343,58 +387,95 @@ def read_embeddings(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     return words, np.asarray(rows, dtype=np.float32)
 
 
-def _encode(docs: list[list[str]], index: dict[str, int], max_length: int) -> np.ndarray:
+PADDINGS = ("pre", "post")
+
+
+def _encode(docs: list[list[str]], index: dict[str, int], max_length: int, unknown: int,
+            padding: str) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids ``[N, max_length]`` (the first ``max_length`` tokens of each review; ``unknown`` for words not in
+    ``index``) and, per review, the column of its first token (``padding="pre"``: zeros before the review)."""
     out = np.zeros((len(docs), max_length), dtype=np.int64)
+    offsets = np.zeros(len(docs), dtype=np.int64)
     for i, doc in enumerate(docs):
-        ids = [index.get(t, 1) for t in doc[:max_length]]
-        out[i, :len(ids)] = ids
-    return out
+        ids = [index.get(t, unknown) for t in doc[:max_length]]
+        offsets[i] = max_length - len(ids) if padding == "pre" else 0
+        out[i, offsets[i]:offsets[i] + len(ids)] = ids
+    return out, offsets
 
 
 def load_beer(data_dir: str | os.PathLike, *, aspect: int = 1, max_length: int = 350,
               embedding_file: str = "review+wiki.filtered.200.txt", num_train: int | None = None,
-              num_val: int | None = None, num_test: int | None = None) -> L2XData:
-    r"""The BeerAdvocate data of Lei et al. (2016) as used in L2X and I-MLE (Table 1: aspect 1, aroma).
+              num_val: int | None = None, num_test: int | None = None, padding: str = "pre") -> L2XData:
+    r"""The BeerAdvocate data of Lei et al. (2016) as the I-MLE code reads it (Table 1: aspect 1, aroma).
 
     ``data_dir`` holds (each file may also be gzipped, ``.gz``):
 
-    - ``reviews.aspect{aspect}.train.txt`` (train) and ``reviews.aspect{aspect}.heldout.txt`` (validation): one
-      review per line, the five aspect ratings in [0, 1] separated by spaces, a TAB, the tokens separated by
-      spaces (:func:`read_reviews`);
-    - ``annotations.json`` (test, 994 reviews): one JSON object per line with ``"x"`` (tokens), ``"y"`` (five
-      ratings) and ``"0"`` .. ``"4"`` (annotated ``[start, end)`` spans per aspect) (:func:`read_annotations`);
+    - ``reviews.aspect{aspect}.train.txt`` (train) and ``reviews.aspect{aspect}.heldout.txt`` (held out: split in
+      half into validation and test per seed, :meth:`L2XData.split_heldout`): one review per line, the five
+      aspect ratings in [0, 1] separated by spaces, a TAB, the tokens separated by spaces (:func:`read_reviews`);
+    - ``annotations.json`` (994 reviews, the subset precision): one JSON object per line with ``"x"`` (tokens),
+      ``"y"`` (five ratings) and ``"0"`` .. ``"4"`` (annotated ``[start, end)`` spans per aspect)
+      (:func:`read_annotations`);
     - the word embeddings, ``embedding_file`` (text: a word and its floats per line; the 200-dimensional
       ``review+wiki.filtered.200.txt`` of the original release) (:func:`read_embeddings`).
 
-    Tokens are mapped to the embedding file's words (id 0: padding, id 1: unknown words, both zero vectors),
-    reviews are truncated to ``max_length`` tokens and padded with 0 at the end. ``num_*`` keep the first
-    reviews of a split (``None``: all).
+    As the original (tf-imle ``L2X/L2X-experiments-neurips.ipynb``, the data and embedding cells; torch-adaptive-imle
+    ``cli/l2x-cli.py``): the vocabulary is the training reviews' words (id 0 ``<PAD>``, 1 ``<START>``, 2 ``<UNK>``,
+    then every training word in order of first occurrence); a word's embedding row is its vector in the embedding
+    file, zero when the file lacks it; held-out words outside the vocabulary become ``<UNK>`` (2) and annotated
+    ones become 0, like padding, so that a selected unknown word counts as neither right nor selected in the
+    precision (the original's ``word_to_id.get(token, 0)``). Each review keeps its first ``max_length`` tokens;
+    ``padding="pre"`` (the original's) puts the zeros before the review, ``"post"`` after it; the annotated spans
+    move with the tokens. ``num_train``, ``num_val`` (held-out reviews) and ``num_test`` (annotated reviews)
+    keep the first reviews of a file (``None``: all).
     """
     folder = Path(data_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"data_dir {folder} is not a folder")
     if aspect not in range(5):
         raise ValueError(f"aspect must be 0..4 ({', '.join(BEER_ASPECTS)}); got {aspect!r}")
-    words, vectors = read_embeddings(_find(folder, embedding_file))
-    vocabulary = ["<pad>", "<unk>"] + words
-    index = {w: i for i, w in enumerate(vocabulary) if i >= 2}
-    embedding = np.concatenate([np.zeros((2, vectors.shape[1]), dtype=np.float32), vectors])
-    splits = []
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {list(PADDINGS)}; got {padding!r}")
+    texts, ratings = [], []
     for name, limit in (("train", num_train), ("heldout", num_val)):
-        docs, ratings = read_reviews(_find(folder, f"reviews.aspect{aspect}.{name}.txt"), aspect, limit=limit)
+        docs, values = read_reviews(_find(folder, f"reviews.aspect{aspect}.{name}.txt"), aspect, limit=limit)
         if not docs:
             raise ValueError(f"reviews.aspect{aspect}.{name}.txt in {folder} holds no reviews")
-        splits.append(TextSplit(_encode(docs, index, max_length), np.asarray(ratings, dtype=np.float32)))
-    docs, ratings, pairs = read_annotations(_find(folder, "annotations.json"), aspect, limit=num_test)
+        texts.append(docs)
+        ratings.append(np.asarray(values, dtype=np.float32))
+    vocabulary = ["<PAD>", "<START>", "<UNK>"]
+    index: dict[str, int] = {}
+    for doc in texts[0]:
+        for token in doc:
+            if token not in index:
+                index[token] = len(vocabulary)
+                vocabulary.append(token)
+    words, vectors = read_embeddings(_find(folder, embedding_file))
+    embedding = np.zeros((len(vocabulary), vectors.shape[1]), dtype=np.float32)
+    found = 0
+    for word, vector in zip(words, vectors):
+        row = index.get(word)
+        if row is not None:
+            embedding[row] = vector
+            found += 1
+    train = TextSplit(_encode(texts[0], index, max_length, 2, padding)[0], ratings[0])
+    heldout = TextSplit(_encode(texts[1], index, max_length, 2, padding)[0], ratings[1])
+    docs, values, pairs = read_annotations(_find(folder, "annotations.json"), aspect, limit=num_test)
     if not docs:
         raise ValueError(f"annotations.json in {folder} holds no reviews")
+    tokens, offsets = _encode(docs, index, max_length, 0, padding)
     spans = np.zeros((len(docs), max_length), dtype=bool)
     for i, doc_pairs in enumerate(pairs):
         for start, end in doc_pairs:
-            spans[i, start:min(end, max_length)] = True
-    splits.append(TextSplit(_encode(docs, index, max_length), np.asarray(ratings, dtype=np.float32), spans))
-    known = sum(int((s.tokens >= 2).sum()) for s in splits)
-    unknown = sum(int((s.tokens == 1).sum()) for s in splits)
-    return L2XData("beer", *splits, embedding=embedding, vocabulary=vocabulary, source=f"BeerAdvocate {folder}",
-                   info={"aspect": aspect, "unknown_token_fraction": unknown / max(1, known + unknown),
-                         "span_fraction": float(spans.sum() / max(1, (splits[2].tokens > 0).sum()))})
+            start, end = min(start, max_length), min(end, max_length)  # spans beyond the kept tokens are dropped
+            spans[i, offsets[i] + start:offsets[i] + end] = True
+    annotated = TextSplit(tokens, np.asarray(values, dtype=np.float32), spans)
+    words_in_text = sum(int((s.tokens > 0).sum()) for s in (train, heldout, annotated))
+    unknown = int((heldout.tokens == 2).sum()) + sum(
+        int(sum(t not in index for t in doc[:max_length])) for doc in docs)
+    return L2XData("beer", train, None, None, embedding=embedding, vocabulary=vocabulary,
+                   source=f"BeerAdvocate {folder}", heldout=heldout, annotated=annotated,
+                   info={"aspect": aspect, "vocabulary_size": len(vocabulary),
+                         "words_with_embedding": found,
+                         "unknown_token_fraction": unknown / max(1, words_in_text + unknown),
+                         "span_fraction": float(spans.sum() / max(1, (tokens > 0).sum()))})
