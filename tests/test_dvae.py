@@ -376,6 +376,13 @@ def test_run_folder_and_resume(tmp_path):
     assert state["epoch"] == 3 and len(state["history"]) == 4
     assert state["layer"]["_extra_state"]["target"]["num_updates"] > 0  # AIMLE's β travels with the checkpoint
 
+    # evaluating every second epoch: the same training, rows without test metrics in between
+    sparse = run_dvae(replace(config, eval_every=2), tmp_path / "sparse", data=data, progress=True, plot=True)
+    sparse_rows = [json.loads(line) for line in (tmp_path / "sparse" / "metrics.jsonl").read_text().splitlines()]
+    assert ["test_nelbo" in r for r in sparse_rows] == [True, False, True, True]
+    assert sparse["test"] == full["test"] and sparse["evaluated_epoch"] == 3
+    assert [r["train_loss"] for r in sparse_rows] == [r["train_loss"] for r in rows]
+
     partial = run_dvae(config, tmp_path / "resumed", data=data, progress=False, plot=False, stop_after_epochs=1)
     assert partial["epochs_done"] == 1 and not (tmp_path / "resumed" / "final.json").exists()
     resumed = run_dvae(config, tmp_path / "resumed", data=data, progress=False, plot=False)

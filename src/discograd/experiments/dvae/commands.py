@@ -58,6 +58,7 @@ OPTION_HELP = {
     "eval_samples": "samples per test image for each reconstruction term: exact samples of q (the ELBO) and draws "
                     "of the training sampler (the original metric)",
     "eval_batch_size": "images per evaluation batch",
+    "eval_every": "evaluate the test metrics after every N-th epoch (and after the last)",
 }
 
 

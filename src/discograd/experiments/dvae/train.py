@@ -170,6 +170,7 @@ class DVAEConfig:
     # evaluation
     eval_samples: int = 4  # samples per test image for each reconstruction term (exact q; training sampler)
     eval_batch_size: int = 500
+    eval_every: int = 1  # evaluate after every N-th epoch (and after the last; epoch 0 always)
 
     @classmethod
     def quick(cls, **overrides: Any) -> DVAEConfig:
@@ -212,7 +213,7 @@ class DVAEConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {list(allowed)}; got {getattr(self, name)!r}")
         for name in ("groups", "categories", "subset_size", "subset_k", "epochs", "batch_size",
-                     "num_samples", "eval_samples", "eval_batch_size"):
+                     "num_samples", "eval_samples", "eval_batch_size", "eval_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
@@ -368,7 +369,8 @@ def _run(config: DVAEConfig, out: Path | None, data: BinaryImages | None, progre
                 total += loss * len(x)
                 bars.batch_done(loss)
             row = {"epoch": epoch, "train_loss": total / len(train), "train_seconds": time.perf_counter() - started}
-            row.update(test_metrics(epoch))
+            if epoch % config.eval_every == 0 or epoch == config.epochs:
+                row.update(test_metrics(epoch))
             if config.method in RELAXATION_METHODS:
                 row["relaxation_temperature"] = settings.relaxation_temperature
             if estimator.layer is not None and hasattr(getattr(estimator.layer, "target", None), "beta"):
@@ -387,9 +389,11 @@ def _run(config: DVAEConfig, out: Path | None, data: BinaryImages | None, progre
         bars.close()
 
     last = history[-1]
+    evaluated = next(row for row in reversed(history) if "test_nelbo" in row)
     final = {
         "method": config.method, "latent": kind, "seed": config.seed, "epochs_done": last["epoch"],
-        "epochs": config.epochs, "test": {name: last[f"test_{name}"] for name in METRICS},
+        "epochs": config.epochs, "evaluated_epoch": evaluated["epoch"],
+        "test": {name: evaluated[f"test_{name}"] for name in METRICS},
         "metrics": dict(METRIC_DESCRIPTIONS),
         "model": {"encoder": [data.num_pixels, *config.hidden, config.groups * n],
                   "decoder": [config.groups * n, *reversed(config.hidden), data.num_pixels], "init": config.init},
@@ -438,8 +442,9 @@ class _Bars:
     def epoch_done(self, row: dict[str, Any]) -> None:
         if self.epochs is not None:
             self.epochs.update(1)
-            self.epochs.set_postfix(test_original=f"{row['test_original_loss']:.2f}",
-                                    test_nelbo=f"{row['test_nelbo']:.2f}")
+            if "test_nelbo" in row:
+                self.epochs.set_postfix(test_original=f"{row['test_original_loss']:.2f}",
+                                        test_nelbo=f"{row['test_nelbo']:.2f}")
 
     def close(self) -> None:
         for bar in (self.batches, self.epochs):
@@ -458,6 +463,7 @@ def plot_curves(history: list[dict[str, Any]], path: str | os.PathLike, title: s
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.5), dpi=100)
     trained = [r for r in history if r["train_loss"] is not None]
+    history = [r for r in history if "test_nelbo" in r]  # the evaluated epochs
     epochs = [r["epoch"] for r in history]
     axes[0].plot([r["epoch"] for r in trained], [r["train_loss"] for r in trained], marker=".")
     axes[0].set_title("training loss (recon. + KL, per image)")
@@ -643,12 +649,13 @@ def plot_compare(results: dict[str, Any], out: Path, path: str | os.PathLike) ->
             for seed in results["seeds"]:
                 metrics = out / method / f"seed{seed}" / "metrics.jsonl"
                 if metrics.exists():
-                    curves.append([json.loads(line)[metric] for line in metrics.read_text().splitlines() if line])
+                    rows_ = [json.loads(line) for line in metrics.read_text().splitlines() if line]
+                    curves.append([(r["epoch"], r[metric]) for r in rows_ if metric in r])
             if curves:
                 length = min(len(c) for c in curves)
-                mean = [statistics.fmean(c[j] for c in curves) for j in range(length)]
+                mean = [statistics.fmean(c[j][1] for c in curves) for j in range(length)]
                 values += mean[1:]
-                axes[1].plot(range(length), mean, style, color=f"C{i % 10}", label=label)
+                axes[1].plot([e for e, _ in curves[0][:length]], mean, style, color=f"C{i % 10}", label=label)
     axes[1].set_xlabel("epoch")
     axes[1].set_ylabel("test, nats per image (mean over seeds)")
     axes[1].set_title("solid: −ELBO (exact); dashed: original metric", fontsize=9)
