@@ -331,8 +331,25 @@ def test_grid_raise_on_negative_costs():
 
 def test_grid_min_cost_prefers_fewer_cells_among_free_ones():
     theta = torch.zeros(5, 5)  # every path costs 0 without min_cost
-    z = GridShortestPath(min_cost=1.0)(theta)
+    with pytest.warns(UserWarning, match="every cell of 1 of 1 instance"):
+        z = GridShortestPath(min_cost=1.0)(theta)
     assert z.sum() == 5  # the diagonal
+
+
+def test_grid_warns_once_when_whole_instances_are_clamped():
+    """Costs passed where scores belong (theta = cost > 0): every cell clamped, z independent of theta."""
+    import warnings
+
+    cost = torch.rand(3, 4, 4) + 0.5
+    solver = GridShortestPath()
+    with pytest.warns(UserWarning, match=r"every cell of 2 of 3 instance\(s\) .* pass theta = -cost"):
+        solver(torch.stack([cost[0], cost[1], -cost[2]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        solver(cost)  # once per solver object
+        mixed = -cost.clone()
+        mixed[:, 0, 0] = 1.0  # one clamped cell per instance: no warning
+        GridShortestPath()(mixed)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import math
 import numbers
+import warnings
 from types import ModuleType
 
 import numpy as np
@@ -54,8 +55,10 @@ class GridShortestPath(Solver):
 
     - ``"clamp"`` (default): such costs are raised to ``min_cost`` before solving, so ``z`` is an exact
       minimum-cost path for the clamped costs ``max(-θ, min_cost)``; ``solver.last_num_clamped`` holds
-      the number of entries clamped in the last call (over the whole batch). A ``min_cost > 0`` also
-      makes paths with fewer cells preferred among near-free cells.
+      the number of entries clamped in the last call (over the whole batch). When every cell of an
+      instance was clamped (typically costs passed where scores ``θ = −cost`` belong), a ``UserWarning``
+      says so, once per solver object. A ``min_cost > 0`` also makes paths with fewer cells preferred
+      among near-free cells.
     - ``"raise"``: a ``ValueError`` names the count and the rule ``-θ >= min_cost``.
 
     When learning costs, keep them positive by construction (e.g. ``theta = -softplus(model(x))``): if a
@@ -104,9 +107,14 @@ class GridShortestPath(Solver):
         tensor([[1., 0., 0.],
                 [1., 0., 0.],
                 [0., 1., 1.]])
-        >>> _ = solver(cost)                           # negative costs are clamped to 0 ...
-        >>> solver.last_num_clamped                    # ... and counted
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     _ = solver(cost)                       # costs instead of scores: clamped to 0 ...
+        >>> solver.last_num_clamped                    # ... counted ...
         9
+        >>> print(caught[0].message)                   # ... and warned about, once per solver object
+        GridShortestPath: every cell of 1 of 1 instance(s) had a cost -theta below min_cost = 0.0 and was clamped, so z does not depend on theta there. Solvers maximise <theta, z>: pass theta = -cost, not the costs (this warning is shown once per solver object).
 
     Reference: the Warcraft benchmark of M. Vlastelica, A. Paulus, V. Musil, G. Martius, M. Rolínek,
     "Differentiation of Blackbox Combinatorial Solvers", ICLR 2020, arXiv:1912.02175, used with I-MLE in
@@ -131,6 +139,7 @@ class GridShortestPath(Solver):
         self._move_cols = np.ascontiguousarray(moves[:, 1])
         #: number of entries of theta whose cost was raised to ``min_cost`` in the last call
         self.last_num_clamped = 0
+        self._warned_all_clamped = False
 
     def solve(self, theta: Tensor) -> Tensor:
         height, width = theta.shape[-2], theta.shape[-1]
@@ -150,6 +159,15 @@ class GridShortestPath(Solver):
                 work_per_instance=height * width * self.neighbourhood, threads=self.num_threads,
             )
         self.last_num_clamped = int(clamped.sum())
+        if self.last_num_clamped and not self._warned_all_clamped:
+            everything = int((clamped == height * width).sum())
+            if everything:
+                self._warned_all_clamped = True
+                warnings.warn(
+                    f"GridShortestPath: every cell of {everything} of {batch_size} instance(s) had a cost -theta below "
+                    f"min_cost = {self.min_cost} and was clamped, so z does not depend on theta there. Solvers maximise "
+                    "<theta, z>: pass theta = -cost, not the costs (this warning is shown once per solver object).",
+                    UserWarning, stacklevel=3)
         return from_mask(out, theta)
 
     @staticmethod
