@@ -65,3 +65,32 @@ def test_the_edges_of_the_step_size_range_give_finite_gradients():
         z = discograd.imle(TopK(1), noise=None, target=PerturbedTarget(lam))(theta)
         (z * torch.tensor([1e18, 0.0, 0.0])).sum().backward()
         assert torch.isfinite(theta.grad).all()
+
+
+def _train(layer, steps, reduce):
+    theta = torch.arange(20.0).repeat(64, 1).requires_grad_()  # scores 1 apart
+    target = torch.zeros(64, 20)
+    target[:, :3] = 1
+    for _ in range(steps):
+        z = layer(theta)
+        loss = ((z - target) ** 2)
+        (loss.mean() if reduce == "mean" else loss.sum()).backward()
+        theta.grad = None
+
+
+def test_a_step_too_small_for_an_averaged_loss_warns_once():
+    """mean over 64 x 20 entries: g = ±1/640, λ = 1 moves theta by 0.0016 < the gaps of 1: no MAP state changes."""
+    import warnings
+
+    layer = discograd.imle(TopK(3), noise=None, target=PerturbedTarget(1.0))
+    with pytest.warns(UserWarning, match=r"first 10 backward passes .* zero gradient .* sum the loss instead, raise "
+                                         r"step_size, or use AdaptiveTarget .* warn_zero_gradient=False"):
+        _train(layer, 10, "mean")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _train(layer, 12, "mean")  # once per layer
+        _train(discograd.imle(TopK(3), noise=None, target=PerturbedTarget(1.0)), 12, "sum")  # learns: no warning
+        _train(discograd.imle(TopK(3), noise=None, target=PerturbedTarget(1.0), warn_zero_gradient=False), 12, "mean")
+        _train(discograd.imle(TopK(3), noise=None, target=LabelTarget(1.0)), 12, "mean")  # zero = at the label
+    with pytest.warns(UserWarning, match="first 10 backward passes"):
+        _train(discograd.blackbox(TopK(3), step_size=1.0), 10, "mean")

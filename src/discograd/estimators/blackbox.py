@@ -12,13 +12,15 @@ from .imle import IMLE
 __all__ = ["blackbox"]
 
 
-def blackbox(solver: Callable[..., Tensor], *, step_size: float, event_dims: int | None = None) -> IMLE:
+def blackbox(solver: Callable[..., Tensor], *, step_size: float, event_dims: int | None = None,
+             warn_zero_gradient: bool = True) -> IMLE:
     r"""Blackbox differentiation (arXiv:1912.02175): forward ``MAP(θ)``, backward
     ``(1/λ) [MAP(θ) − MAP(θ − λ g)]``.
 
     This is exactly I-MLE with no noise (ρ = δ₀) and the PID target, so the returned layer is an
     :class:`~discograd.IMLE` with ``noise=None`` and ``PerturbedTarget(step_size)``. (Vlastelica et al.
     write the minimisation form ``−(1/λ)[y(w) − y(w + λ g)]`` for costs ``w = −θ``: the same map.)
+    ``warn_zero_gradient`` as in :class:`~discograd.IMLE`.
 
     Example:
         >>> import torch, discograd
@@ -28,4 +30,5 @@ def blackbox(solver: Callable[..., Tensor], *, step_size: float, event_dims: int
         >>> t.grad.tolist()                                                   # (MAP(θ) − MAP(θ − 2g)) / 2
         [0.5, -0.5, 0.0]
     """
-    return IMLE(solver, noise=None, target=PerturbedTarget(step_size), event_dims=event_dims)
+    return IMLE(solver, noise=None, target=PerturbedTarget(step_size), event_dims=event_dims,
+                warn_zero_gradient=warn_zero_gradient)

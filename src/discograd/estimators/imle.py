@@ -18,6 +18,7 @@ averages over the sample dimension gets the average.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable
 
 import torch
@@ -30,7 +31,10 @@ from ..targets import PerturbedTarget, Target
 from ._base import DEFAULT_NOISE, PerturbAndMAP, layer_or_decorator
 from ._batching import solve_samples
 
-__all__ = ["IMLE", "imle"]
+__all__ = ["IMLE", "imle", "ZERO_GRADIENT_PASSES"]
+
+#: how many all-zero backward passes at the start of training make :class:`IMLE` warn (``warn_zero_gradient``)
+ZERO_GRADIENT_PASSES = 10
 
 
 
@@ -79,6 +83,8 @@ class _IMLEFunction(torch.autograd.Function):
             event_dims=layer.event_dims,
             target_theta=target_theta,
         )
+        if layer.warn_zero_gradient and layer._zero_backward_passes is not None:
+            layer._count_zero_gradient(gradient, grad_z)
         return gradient.sum(0), None, None, None, None, None
 
 
@@ -170,6 +176,11 @@ class IMLE(PerturbAndMAP):
         generator: the ``torch.Generator`` for the noise (on ``theta``'s device); ``None`` uses torch's
             default generator.
         event_dims: overrides ``solver.event_dims``.
+        warn_zero_gradient: warn (once per layer) when the first
+            :data:`ZERO_GRADIENT_PASSES` backward passes of a layer with a
+            :class:`~discograd.targets.PerturbedTarget` all returned an all-zero gradient although the loss's
+            gradient was not zero: λ·g then moves no MAP state, typically because a loss averaged over many
+            entries made ``g`` tiny. ``False`` silences it.
 
     Shapes: ``theta`` is ``[*batch, *event]``; the noise has shape ``[S, *theta.shape]`` and is
     sampled on ``theta``'s device in ``theta``'s dtype. The solver is called once per pass on all
@@ -199,6 +210,7 @@ class IMLE(PerturbAndMAP):
         scale_by_step_size: bool = True,
         generator: torch.Generator | None = None,
         event_dims: int | None = None,
+        warn_zero_gradient: bool = True,
     ) -> None:
         super().__init__(solver, noise=noise, num_samples=num_samples, temperature=temperature,
                          generator=generator, event_dims=event_dims)
@@ -212,6 +224,27 @@ class IMLE(PerturbAndMAP):
             self.temperature if target_temperature is None else check_non_negative(target_temperature, "target_temperature")
         )
         self.scale_by_step_size = scale_by_step_size
+        if not isinstance(warn_zero_gradient, bool):
+            raise TypeError(f"warn_zero_gradient must be a bool; got {type(warn_zero_gradient).__name__}")
+        self.warn_zero_gradient = warn_zero_gradient
+        # backward passes so far that all returned zero; None once a non-zero gradient was seen or the warning
+        # was given (only targets whose zero gradient signals a too-small step are watched)
+        self._zero_backward_passes: int | None = 0 if isinstance(target, PerturbedTarget) else None
+
+    def _count_zero_gradient(self, gradient: Tensor, grad_z: Tensor) -> None:
+        if bool(gradient.any()) or not bool(grad_z.any()):
+            if bool(gradient.any()):
+                self._zero_backward_passes = None
+            return
+        self._zero_backward_passes += 1
+        if self._zero_backward_passes >= ZERO_GRADIENT_PASSES:
+            self._zero_backward_passes = None
+            warnings.warn(
+                f"I-MLE: the first {ZERO_GRADIENT_PASSES} backward passes of this layer all returned a zero gradient "
+                f"although the loss's gradient g was not zero: theta - step_size * g (step_size = "
+                f"{self.target.step_size:g}) changed no MAP state. A loss averaged over many entries makes g small: "
+                "sum the loss instead, raise step_size, or use AdaptiveTarget (lambda relative to |theta|/|g|). "
+                "Pass warn_zero_gradient=False to silence this warning.", UserWarning, stacklevel=2)
 
     def forward(self, theta: Tensor, *args: Any, target_theta: Tensor | None = None, **kwargs: Any) -> Tensor:
         check_theta(theta, "theta", min_dim=max(1, self.event_dims))
