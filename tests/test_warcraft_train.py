@@ -258,6 +258,47 @@ def _strip_times(final):
     return final
 
 
+@pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 truncated", bytes(range(256)) * 4])
+def test_a_corrupt_checkpoint_is_named_with_what_to_do(data, tmp_path, damage):
+    out = tmp_path / "run"
+    run_warcraft(tiny(epochs=2), out, data=data, progress=False, plot=False, stop_after_epochs=1)
+    (out / "checkpoints" / "last.pt").write_bytes(damage)
+    with pytest.raises(ValueError, match=r"the checkpoint .*last.pt is corrupt or not a discograd checkpoint .*delete "
+                                         r"it to restart") as info:
+        run_warcraft(tiny(epochs=2), out, data=data, progress=False, plot=False)
+    assert "weights_only=False" not in str(info.value)
+
+
+def test_resume_with_another_thread_count_is_refused(data, tmp_path):
+    out = tmp_path / "run"
+    run_warcraft(tiny(epochs=2), out, data=data, progress=False, plot=False, stop_after_epochs=1, num_threads=1)
+    with pytest.raises(ValueError, match=r"trained with 1 torch thread\(s\); resuming it with 2 would change its "
+                                         r"result .* --num-threads 1"):
+        run_warcraft(tiny(epochs=2), out, data=data, progress=False, plot=False, num_threads=2)
+    run_warcraft(tiny(epochs=2), out, data=data, progress=False, plot=False, num_threads=1)  # the same: resumes
+
+
+def test_result_files_follow_the_umask(data, tmp_path):
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        out = tmp_path / "run"
+        run_warcraft(tiny(), out, data=data, progress=False, plot=False)
+    finally:
+        os.umask(previous)
+    for name in ("config.json", "final.json", "metrics.jsonl", "metrics.csv", "checkpoints/last.pt"):
+        assert (out / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_a_damaged_json_file_is_named(data, tmp_path):
+    out = tmp_path / "run"
+    run_warcraft(tiny(), out, data=data, progress=False, plot=False)
+    (out / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"config.json is not valid JSON .* delete it"):
+        run_warcraft(tiny(), out, data=data, progress=False, plot=False)
+
+
 def test_resume_gives_the_uninterrupted_result(data, tmp_path, monkeypatch):
     # AIMLE: its β is state that must survive; a milestone inside the run exercises the scheduler
     config = tiny(method="aimle", epochs=3, lr_milestones=[2], num_samples=2)
@@ -392,6 +433,7 @@ def test_cli_trains_resumes_and_benchmarks(tmp_path, capsys):
     assert "blackbox, 12x12, 1 epochs: test" in printed and "% optimal cost" in printed
     assert json.loads((out / "config.json").read_text())["step_size"] == 20.0
     assert _main(argv) == 0  # finished: read back, not retrained
+    assert "reused the finished run in" in capsys.readouterr().out
     assert list((tmp_path / "cache").iterdir())  # the generated maps were cached
     bench = ["warcraft", "--benchmark-epoch", "--quick", "--num-train", "8", "--batch-size", "4", "--no-progress",
              "--out", str(tmp_path / "bench")]

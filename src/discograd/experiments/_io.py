@@ -11,7 +11,7 @@ from typing import IO, Any, Callable
 
 import torch
 
-__all__ = ["atomic_write_text", "save_checkpoint", "write_json", "write_jsonl", "read_json", "environment_info",
+__all__ = ["atomic_write_text", "save_checkpoint", "load_checkpoint", "write_json", "write_jsonl", "read_json", "environment_info",
            "pyplot", "save_figure", "open_run_folder"]
 
 
@@ -21,6 +21,7 @@ def _atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], *, 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files: results are for others to read too
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
             write(f)
             f.flush()
@@ -30,6 +31,12 @@ def _atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], *, 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -43,6 +50,23 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     return _atomic_write(path, lambda f: torch.save(state, f), binary=True)
 
 
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)``, with a ``ValueError`` naming the file when it is truncated,
+    empty or not a checkpoint (instead of torch's traceback, which for foreign files even suggests unsafe
+    loading)."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"the checkpoint {path} is corrupt or not a discograd checkpoint ({type(exc).__name__}); "
+                         f"delete it to restart this run from the beginning (its run folder is rewritten as it "
+                         f"trains)") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"the checkpoint {path} holds a {type(state).__name__}, not a checkpoint dictionary; "
+                         f"delete it to restart this run from the beginning")
+    return state
+
+
 def write_jsonl(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:
     """One JSON object per line, written atomically."""
     return atomic_write_text(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
@@ -53,8 +77,13 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def read_json(path: str | os.PathLike) -> Any:
+    """The JSON in ``path``; a ``ValueError`` names the file when it is not valid JSON."""
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path} is not valid JSON ({exc}): it was damaged outside discograd (discograd "
+                             f"writes it atomically); delete it, or the whole run folder, to recompute it") from None
 
 
 def environment_info() -> dict[str, Any]:

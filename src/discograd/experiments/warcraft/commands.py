@@ -198,14 +198,20 @@ def _run_warcraft(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else Path("runs") / (
         f"warcraft-{config.method}-{config.grid_size}x{config.grid_size}-seed{config.seed}" + ("-quick" if args.quick else ""))
     start = time.perf_counter()
+    finished = (Path(out) / "final.json").exists()
+    if not finished and (Path(out) / "checkpoints" / "last.pt").exists():
+        print(f"resuming the run in {out}/ from its last checkpoint", file=sys.stderr)
     final = run_warcraft(config, out, progress=not args.no_progress, plot=not args.no_plot, cache_dir=args.cache_dir,
                          num_threads=args.num_threads)
     test = final["test"]
     print(f"{config.method}, {config.grid_size}x{config.grid_size}, {final['epochs_done']} epochs: test "
           f"{test['optimal_pct']:.1f}% optimal cost, {test['exact_pct']:.1f}% exact path, cost ratio "
           f"{test['cost_ratio']:.4f}, regret {test['regret']:.3f}")
-    print(f"wrote {out}/ (config.json, metrics.jsonl, metrics.csv, final.json, checkpoints/"
-          f"{'' if args.no_plot else ', curves.png, paths.png'}) in {time.perf_counter() - start:.0f} s")
+    if finished:
+        print(f"reused the finished run in {out}/ (same config; delete the folder to train it again)")
+    else:
+        print(f"wrote {out}/ (config.json, metrics.jsonl, metrics.csv, final.json, checkpoints/"
+              f"{'' if args.no_plot else ', curves.png, paths.png'}) in {time.perf_counter() - start:.0f} s")
     return 0
 
 

@@ -98,6 +98,7 @@ from ...targets import KnownTarget, LabelTarget
 from .._io import (
     atomic_write_text,
     environment_info,
+    load_checkpoint,
     open_run_folder,
     pyplot,
     save_checkpoint,
@@ -637,7 +638,12 @@ def _run(config: WarcraftConfig, out: Path | None, data: Any, progress: bool, pl
     history: list[dict[str, Any]] = []
     start_epoch = 1
     if checkpoint_path is not None and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=config.device, weights_only=True)
+        state = load_checkpoint(checkpoint_path, map_location=config.device)
+        saved_threads = state.get("num_threads")
+        if saved_threads is not None and saved_threads != torch.get_num_threads():
+            raise ValueError(f"the run in {out} was trained with {saved_threads} torch thread(s); resuming it with "
+                             f"{torch.get_num_threads()} would change its result (torch's CPU kernels are not "
+                             f"bit-identical across thread counts): resume with --num-threads {saved_threads}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler_state = dict(state["scheduler"])
@@ -697,6 +703,7 @@ def _run(config: WarcraftConfig, out: Path | None, data: Any, progress: bool, pl
                     "layer": None if method.layer is None else method.layer.state_dict(),
                     "history": history,
                     "config": config_dict,
+                    "num_threads": torch.get_num_threads(),
                 })
                 _write_metrics(out, history)
     finally:
