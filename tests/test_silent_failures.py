@@ -94,3 +94,26 @@ def test_a_step_too_small_for_an_averaged_loss_warns_once():
         _train(discograd.imle(TopK(3), noise=None, target=LabelTarget(1.0)), 12, "mean")  # zero = at the label
     with pytest.warns(UserWarning, match="first 10 backward passes"):
         _train(discograd.blackbox(TopK(3), step_size=1.0), 10, "mean")
+
+
+def test_sum_of_gamma_samples_in_a_forked_child_after_threaded_sampling_in_the_parent():
+    import multiprocessing as mp
+
+    from discograd import SumOfGamma
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        SumOfGamma(3).sample((4, 1 << 17), generator=torch.Generator().manual_seed(0))  # the pool's threads start
+        context = mp.get_context("fork")
+        with context.Pool(1) as pool:
+            result = pool.apply_async(_sample_in_child)
+            assert result.get(timeout=60) == (4, 1 << 17)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _sample_in_child():
+    from discograd import SumOfGamma
+
+    return tuple(SumOfGamma(3).sample((4, 1 << 17), generator=torch.Generator().manual_seed(1)).shape)

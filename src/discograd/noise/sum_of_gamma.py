@@ -47,18 +47,24 @@ _BLOCK = 1 << 16  # entries per independently seeded CPU block
 _CUDA_CHUNK = 1 << 24  # entries of Gamma draws in flight per device call
 
 _pool: ThreadPoolExecutor | None = None
-_pool_size = 0
+_pool_key: tuple[int, int] | None = None  # (process id, number of workers)
 _pool_lock = threading.Lock()
 
 
 def _thread_pool(num_threads: int) -> ThreadPoolExecutor:
-    global _pool, _pool_size
+    """The process's sampling pool with ``num_threads`` workers, rebuilt after a fork: a forked child inherits
+    the pool object but none of its worker threads, so submitting to it would wait forever."""
+    global _pool, _pool_key, _pool_lock
+    pid = os.getpid()
+    if _pool_key is not None and _pool_key[0] != pid:
+        _pool, _pool_key = None, None  # the parent's pool: never shut down from the child
+        _pool_lock = threading.Lock()  # the parent may have held it at the fork
     with _pool_lock:
-        if _pool is None or _pool_size != num_threads:
+        if _pool is None or _pool_key != (pid, num_threads):
             if _pool is not None:
                 _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(max_workers=num_threads, thread_name_prefix="discograd-sog")
-            _pool_size = num_threads
+            _pool_key = (pid, num_threads)
         return _pool
 
 
@@ -105,11 +111,11 @@ class SumOfGamma:
         device = torch.device(device) if device is not None else torch.device("cpu")
         work_dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
         if device.type == "cpu":
-            out = self._sample_cpu(shape, generator, work_dtype)
+            out = self._sample_cpu(shape, generator, work_dtype)  # transformed block by block
         else:
             out = self._sample_device(shape, generator, device, work_dtype)
-        # (τ/κ) (Σ_i w_i G_i − log s), applied in place
-        out.sub_(math.log(self.num_terms)).mul_(self.temperature / self.k)
+            # (τ/κ) (Σ_i w_i G_i − log s), applied in place
+            out.sub_(math.log(self.num_terms)).mul_(self.temperature / self.k)
         return out.to(dtype)
 
     # -- CPU: NumPy Gamma in independently seeded blocks, in threads ------------------------------
@@ -122,6 +128,7 @@ class SumOfGamma:
         out_np = out.numpy()
         weights = (self.k / np.arange(1, self.num_terms + 1, dtype=np.float64)).astype(np_dtype)
         concentration = 1.0 / self.k
+        shift, scale = np_dtype(math.log(self.num_terms)), np_dtype(self.temperature / self.k)
         num_blocks = -(-n // _BLOCK)
         streams = np.random.SeedSequence(_seed_from(generator)).spawn(num_blocks)
 
@@ -130,7 +137,12 @@ class SumOfGamma:
             hi = min(n, lo + _BLOCK)
             rng = np.random.Generator(np.random.PCG64(streams[block]))
             terms = rng.standard_gamma(concentration, size=(self.num_terms, hi - lo), dtype=np_dtype)
-            np.dot(weights, terms, out=out_np[lo:hi])
+            view = out_np[lo:hi]
+            np.dot(weights, terms, out=view)
+            # (τ/κ) (Σ_i w_i G_i − log s) in NumPy, in this thread (a torch op here would use torch's OpenMP
+            # threads, which hang in a forked child once the parent has used them)
+            view -= shift
+            view *= scale
 
         num_threads = min(num_blocks, max(1, torch.get_num_threads()), os.cpu_count() or 1)
         if num_threads == 1:
