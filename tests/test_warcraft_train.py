@@ -479,12 +479,12 @@ def test_table2_puts_grid_sizes_side_by_side(tmp_path):
         assert (out / name).stat().st_size > 0, name
     assert json.loads((out / "K18/imle_mm/seed0/config.json").read_text())["grid_size"] == 18
     table = (out / "table2.md").read_text()
-    assert "| method | 12 x 12 | 18 x 18 |" in table and "mean ± std over 1 seed (0)" in table
+    assert "| method | 12 x 12 | 18 x 18 |" in table and "one seed (0)" in table
     row = next(line for line in table.splitlines() if line.startswith("| imle_mm |"))
     cells = [c.strip() for c in row.strip("|").split("|")[1:]]
     for cell, k, paper in zip(cells, (12, 18), (95.2, 94.4)):  # the paper's M-M in brackets
         ours = results["compare"][k]["table"]["imle_mm"]["optimal_pct"]["mean"]
-        assert cell == f"{ours:.1f} ± 0.0 ({paper})"
+        assert cell == f"{ours:.1f} ({paper})"  # one seed: no spread shown
     assert "(" not in next(line for line in table.splitlines() if line.startswith("| two_stage |"))
     lines = (out / "table2.csv").read_text().splitlines()
     assert len(lines) == 5 and lines[1].startswith("imle_mm,12,1,") and lines[1].endswith(",95.2")

@@ -32,6 +32,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from .._format import mean_std_cell, over_seeds
 from .._io import atomic_write_text, environment_info, pyplot, save_figure, write_json
 from .train import (
     METHODS,
@@ -154,8 +155,7 @@ def format_compare(results: dict[str, Any]) -> str:
     lines = [
         (f"Warcraft shortest paths, {k} x {k} ({source} data: {cfg['num_train']} training / {cfg['num_test']} test "
          f"maps), {cfg['epochs']} epochs, batch {cfg['batch_size']}, Adam lr {cfg['learning_rate']:g}; test metrics "
-         f"after the last epoch, mean ± std over {len(seeds)} seed{'s' if len(seeds) != 1 else ''} "
-         f"({', '.join(map(str, seeds))})"),
+         f"after the last epoch, {over_seeds(seeds)}"),
         "",
         "| method | % optimal cost | % exact path | cost ratio | regret | paper Table 2 (% optimal) | training time per run |",
         "|---|---|---|---|---|---|---|",
@@ -164,10 +164,8 @@ def format_compare(results: dict[str, Any]) -> str:
         row = results["table"][method]
         paper = row["paper_optimal_pct"]
         cells = [
-            f"{row['optimal_pct']['mean']:.1f} ± {row['optimal_pct']['std']:.1f}",
-            f"{row['exact_pct']['mean']:.1f} ± {row['exact_pct']['std']:.1f}",
-            f"{row['cost_ratio']['mean']:.4f} ± {row['cost_ratio']['std']:.4f}",
-            f"{row['regret']['mean']:.3f} ± {row['regret']['std']:.3f}",
+            *(mean_std_cell(row[key]["mean"], row[key]["std"], len(seeds), digits)
+              for key, digits in (("optimal_pct", 1), ("exact_pct", 1), ("cost_ratio", 4), ("regret", 3))),
             "" if paper is None else f"{paper:.1f}",
             _duration(row["train_seconds"]["mean"]),
         ]
@@ -333,8 +331,7 @@ def format_table2(results: dict[str, Any]) -> str:
     milestones = cfg["lr_milestones"]
     decay = f", × {cfg['lr_decay']:g} after epoch(s) {', '.join(map(str, milestones))}" if milestones else ""
     lines = [
-        (f"Warcraft shortest paths: % of test paths with optimal cost after {epochs}, mean ± std over "
-         f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))}); "
+        (f"Warcraft shortest paths: % of test paths with optimal cost after {epochs}, {over_seeds(seeds)}; "
          f"{'original' if cfg.get('data_dir') else 'generated'} data, {cfg['num_train']} training / "
          f"{cfg['num_test']} test maps, batch {cfg['batch_size']}, Adam lr {cfg['learning_rate']:g}"
          f"{decay}. "
@@ -347,7 +344,7 @@ def format_table2(results: dict[str, Any]) -> str:
         cells = []
         for k in sizes:
             row, paper = _table2_cell(results, method, k)
-            cell = f"{row['optimal_pct']['mean']:.1f} ± {row['optimal_pct']['std']:.1f}"
+            cell = mean_std_cell(row["optimal_pct"]["mean"], row["optimal_pct"]["std"], len(results["seeds"]), 1)
             cells.append(cell + ("" if paper is None else f" ({paper:.1f})"))
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     header = "| | " + " | ".join(f"{k} x {k}" for k in sizes) + " |"
