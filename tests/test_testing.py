@@ -107,7 +107,7 @@ def theta_continuous():
 def test_check_solver_passes_on_builtin_solvers(solver, event_shape):
     report = check_solver(solver, event_shape, num_trials=4)
     assert isinstance(report, SolverCheckReport)
-    assert report.checks == ALL_CHECKS
+    assert report.checks == ALL_CHECKS + ("tie_rule",) and report.skipped == ()
     assert report.num_trials == 4 and report.num_instances == 12
     assert report.num_states == solver.enumerate_feasible(event_shape).shape[0]
 
@@ -115,15 +115,41 @@ def test_check_solver_passes_on_builtin_solvers(solver, event_shape):
 def test_check_solver_with_solver_args_and_generator():
     report = check_solver(TopK(), (6,), TopK(2).enumerate_feasible(6), solver_kwargs={"k": 2}, batch_shape=(2,),
                           generator=torch.Generator().manual_seed(5), dtype=torch.float32, num_trials=3)
-    assert report.checks == ALL_CHECKS and report.num_instances == 2
+    assert report.checks == ALL_CHECKS + ("tie_rule",) and report.num_instances == 2
 
 
 def test_check_solver_plain_function():
     report = check_solver(one_hot_argmax, 5, torch.eye(5), num_trials=2)
     assert report.checks == ALL_CHECKS
-    skipped = check_solver(one_hot_argmax, 5, num_trials=2)  # no states and no enumerate_feasible
+    with pytest.warns(UserWarning, match="skipped the feasibility and optimality checks .* pass states="):
+        skipped = check_solver(one_hot_argmax, 5, num_trials=2)  # no states and no enumerate_feasible
     assert skipped.checks == ("output_contract", "batch_equals_loop", "deterministic")
-    assert skipped.num_states is None
+    assert skipped.num_states is None and skipped.skipped == ("feasible", "optimal")
+
+
+def test_check_solver_on_grid_shortest_path_draws_valid_scores_and_checks_the_tie_rule():
+    """GridShortestPath is exact for theta = -cost <= 0 (theta_domain); random theta of both signs used to be
+    clamped and reported as 'not optimal'. Its tie rule is checked against the pure-Python reference."""
+    from discograd import GridShortestPath
+
+    for solver, shape in ((GridShortestPath(), (3, 3)), (GridShortestPath(neighbourhood=4), (3, 4))):
+        report = check_solver(solver, shape, num_trials=4)
+        assert report.checks == ALL_CHECKS + ("tie_rule",) and report.num_states > 0
+
+
+def test_check_tie_rule_catches_a_solver_that_breaks_its_rule():
+    from discograd.testing import check_tie_rule
+
+    class HighestIndexWins(TopK):
+        def solve(self, theta, k=None):
+            return super().solve(theta.flip(-1), k).flip(-1)
+
+    theta = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    with pytest.raises(AssertionError, match=r"breaks its documented tie rule on instance \(0,\): returned "
+                                             r"\[0.0, 1.0, 1.0, 0.0\], the rule gives \[1.0, 1.0, 0.0, 0.0\]"):
+        check_tie_rule(HighestIndexWins(2), theta)
+    with pytest.raises(TypeError, match="has no reference"):
+        check_tie_rule(one_hot_argmax, theta)
 
 
 def test_check_solver_does_not_touch_global_rng():

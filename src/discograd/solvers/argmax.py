@@ -43,6 +43,15 @@ class Argmax(Solver):
         index = theta.argmax(dim=-1, keepdim=True)
         return torch.zeros_like(theta, memory_format=torch.contiguous_format).scatter_(-1, index, 1.0)
 
+    def reference(self, theta: Tensor) -> Tensor:
+        """The documented tie rule written out per instance (for :func:`discograd.testing.check_tie_rule`):
+        the first index whose score equals the maximum."""
+        rows = theta.reshape(-1, theta.shape[-1]).tolist()
+        z = torch.zeros(len(rows), theta.shape[-1], dtype=theta.dtype)
+        for i, row in enumerate(rows):
+            z[i, row.index(max(row))] = 1.0
+        return z.reshape(theta.shape).to(theta.device)
+
     def enumerate_feasible(self, n: int, *, dtype: torch.dtype = torch.float32,
                            device: torch.device | str | None = None) -> Tensor:
         """All ``n`` one-hot vectors, as the identity matrix ``[n, n]`` (row ``i`` selects index ``i``)."""

@@ -122,6 +122,8 @@ class GridShortestPath(Solver):
     """
 
     event_dims = 2
+    #: the scores Dijkstra is exact for: ``θ = −cost <= 0`` (:func:`discograd.testing.check_solver` draws these)
+    theta_domain = "non_positive"
 
     def __init__(self, neighbourhood: int = 8, source: tuple[int, int] = (0, 0), target: tuple[int, int] = (-1, -1),
                  negative_costs: str = "clamp", min_cost: float = 0.0, num_threads: int | None = None) -> None:
@@ -169,6 +171,13 @@ class GridShortestPath(Solver):
                     "<theta, z>: pass theta = -cost, not the costs (this warning is shown once per solver object).",
                     UserWarning, stacklevel=3)
         return from_mask(out, theta)
+
+    def reference(self, theta: Tensor) -> Tensor:
+        """The documented algorithm and tie rule in pure Python (``_reference_grid_dijkstra``) per instance, on
+        the clamped costs ``max(−θ, min_cost)`` (for :func:`discograd.testing.check_tie_rule`)."""
+        costs = np.maximum(-theta.detach().cpu().double().numpy(), self.min_cost).reshape(-1, *theta.shape[-2:])
+        paths = [_reference_grid_dijkstra(c, self.neighbourhood, self.source, self.target) for c in costs]
+        return torch.from_numpy(np.stack(paths).reshape(theta.shape)).to(dtype=theta.dtype, device=theta.device)
 
     @staticmethod
     def path_cost(z: Tensor, costs: Tensor) -> Tensor:

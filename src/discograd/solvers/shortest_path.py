@@ -116,6 +116,9 @@ class ShortestPath(Solver):
         self._order = self._topological_order(reachable)
         #: whether the DAG algorithm is used (no directed cycle reachable from the source)
         self.is_dag = self._order is not None
+        #: scores the solver is exact for (:func:`discograd.testing.check_solver` draws these): any sign on a
+        #: DAG, ``θ = −cost <= 0`` for Dijkstra
+        self.theta_domain = "any" if self.is_dag else "non_positive"
         #: number of edge costs raised to ``min_cost`` in the last call
         self.last_num_clamped = 0
 

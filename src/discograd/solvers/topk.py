@@ -79,6 +79,17 @@ class TopK(Solver):
         threshold = torch.topk(flat, k, dim=-1, largest=True, sorted=False).values.amin(dim=-1, keepdim=True)
         return _select_at_least(flat, threshold, k).reshape(theta.shape)
 
+    def reference(self, theta: Tensor, k: int | None = None) -> Tensor:
+        """The documented tie rule written out per instance (for :func:`discograd.testing.check_tie_rule`):
+        the first ``k`` entries of a stable descending sort (integer ``k`` only)."""
+        k = self.k if k is None else k
+        rows = theta.reshape(-1, theta.shape[-1]).tolist()
+        z = torch.zeros(len(rows), theta.shape[-1], dtype=theta.dtype)
+        for i, row in enumerate(rows):
+            for j in sorted(range(len(row)), key=lambda j: -row[j])[:k]:  # sorted() is stable
+                z[i, j] = 1.0
+        return z.reshape(theta.shape).to(theta.device)
+
     def enumerate_feasible(self, n: int, *, k: int | None = None, dtype: torch.dtype = torch.float32,
                            device: torch.device | str | None = None) -> Tensor:
         """All ``C(n, k)`` k-subsets of ``n`` items as a ``[C(n, k), n]`` 0/1 tensor.

@@ -17,6 +17,7 @@ from ._checks import (
     check_optimal,
     check_output_contract,
     check_solver,
+    check_tie_rule,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "check_optimal",
     "check_output_contract",
     "check_solver",
+    "check_tie_rule",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = [
     "check_optimal",
     "check_batch_equals_loop",
     "check_deterministic",
+    "check_tie_rule",
     "check_solver",
 ]
 
@@ -251,6 +253,34 @@ def check_deterministic(solver: Callable[..., Tensor], theta: Tensor, *args: Any
     return first
 
 
+def check_tie_rule(solver: Callable[..., Tensor], theta: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+    """Check that the solver follows its documented tie rule: ``z`` equals ``solver.reference(theta, ...)``, a
+    slow per-instance implementation of the rule the solver documents (e.g. "the lowest index wins"), on
+    every instance. Meant for ``theta`` with many ties (small integers). Returns ``z``.
+
+    Example:
+        >>> import torch
+        >>> from discograd.solvers import TopK
+        >>> from discograd.testing import check_tie_rule
+        >>> check_tie_rule(TopK(2), torch.tensor([[1.0, 1.0, 1.0]]))
+        tensor([[1., 1., 0.]])
+    """
+    reference = getattr(solver, "reference", None)
+    if not callable(reference):
+        raise TypeError(f"{_name(solver)} has no reference(theta) method that spells out its tie rule")
+    z = _call(solver, theta, args, kwargs)
+    expected = reference(theta, *args, **kwargs)
+    event_dims = event_dims_of(solver)
+    batch_shape, event_shape = _split(theta, event_dims)
+    differ = (_flat(z, batch_shape, event_shape) != _flat(expected.to(z.dtype), batch_shape, event_shape)).any(-1)
+    if bool(differ.any()):
+        first = int(differ.nonzero()[0, 0])
+        raise AssertionError(f"{_name(solver)} breaks its documented tie rule on instance "
+                             f"{_instance(first, batch_shape)}: returned {z.reshape(-1, *event_shape)[first].tolist()}, "
+                             f"the rule gives {expected.reshape(-1, *event_shape)[first].tolist()}")
+    return z
+
+
 @dataclasses.dataclass(frozen=True)
 class SolverCheckReport:
     """What :func:`check_solver` ran (every listed check passed)."""
@@ -263,6 +293,8 @@ class SolverCheckReport:
     num_instances: int
     #: size of the feasible set compared against, ``None`` when it was unavailable
     num_states: int | None
+    #: checks that could not run, with the reason (also reported as a warning)
+    skipped: tuple[str, ...] = ()
 
 
 def check_solver(solver: Callable[..., Tensor], event_shape: int | Sequence[int], states: Tensor | None = None, *,
@@ -273,14 +305,17 @@ def check_solver(solver: Callable[..., Tensor], event_shape: int | Sequence[int]
     """Run every check of this module on random ``theta`` of shape ``[*batch_shape, *event_shape]``.
 
     Even trials draw ``theta`` from a standard normal; odd trials draw small integers in ``[-2, 2]``,
-    which creates many ties (optimality then accepts any maximiser, and determinism is checked). Each
+    which creates many ties (optimality then accepts any maximiser, and determinism is checked). A solver
+    that is exact only for some scores says so with ``solver.theta_domain``: ``"non_positive"`` (scores
+    ``θ = −cost <= 0``, e.g. Dijkstra) makes the draws ``−|θ|``; ``"any"`` (the default) leaves them. Each
     trial runs :func:`check_output_contract`, :func:`check_feasible`, :func:`check_optimal`,
-    :func:`check_batch_equals_loop` and :func:`check_deterministic`, calling
-    ``solver(theta, *solver_args, **solver_kwargs)``.
+    :func:`check_batch_equals_loop` and :func:`check_deterministic`, and, on the integer draws of a solver
+    with a ``reference`` method, :func:`check_tie_rule`, calling ``solver(theta, *solver_args, **solver_kwargs)``.
 
     ``states`` (``[num_states, *event_shape]``) defaults to ``solver.enumerate_feasible(*event_shape,
     dtype=dtype, device=device)``; if the solver cannot enumerate its feasible set (a plain function, or
-    ``NotImplementedError``), feasibility and optimality are skipped, which the returned report shows.
+    ``NotImplementedError``), feasibility and optimality are skipped: the report lists them in ``skipped``
+    and a ``UserWarning`` says so (pass ``states`` to run them).
     Randomness comes from ``generator`` (default: a fresh CPU generator seeded with 0; ``theta`` is drawn
     on the generator's device, then moved to ``device``); global RNG state is not touched.
 
@@ -288,7 +323,7 @@ def check_solver(solver: Callable[..., Tensor], event_shape: int | Sequence[int]
         >>> from discograd.solvers import TopK
         >>> from discograd.testing import check_solver
         >>> check_solver(TopK(3), 6).checks
-        ('output_contract', 'feasible', 'optimal', 'batch_equals_loop', 'deterministic')
+        ('output_contract', 'feasible', 'optimal', 'batch_equals_loop', 'deterministic', 'tie_rule')
     """
     event_shape = (event_shape,) if isinstance(event_shape, int) else tuple(event_shape)
     event_shape = tuple(check_int(size, "event_shape", minimum=0) for size in event_shape)
@@ -311,17 +346,31 @@ def check_solver(solver: Callable[..., Tensor], event_shape: int | Sequence[int]
     if states is not None and tuple(states.shape[1:]) != event_shape:
         raise ValueError(f"states must have shape [num_states, *{event_shape}]; got {tuple(states.shape)}")
 
+    domain = getattr(solver, "theta_domain", "any")
+    if domain not in ("any", "non_positive"):
+        raise ValueError(f"solver.theta_domain must be 'any' or 'non_positive'; got {domain!r}")
+    tie_rule = callable(getattr(solver, "reference", None))
     shape = batch_shape + event_shape
     checks = ["output_contract"]
+    skipped: list[str] = []
     if states is not None:
         checks += ["feasible", "optimal"]
+    else:
+        skipped += ["feasible", "optimal"]
+        warnings.warn(f"check_solver skipped the feasibility and optimality checks of {_name(solver)}: it has no "
+                      "enumerate_feasible(...) and no states were given; pass states=[num_states, *event_shape] "
+                      "(e.g. discograd.exact.ksubset_states(n, k)) to run them", UserWarning, stacklevel=2)
     checks += ["batch_equals_loop", "deterministic"]
+    if tie_rule:
+        checks += ["tie_rule"]
     for trial in range(num_trials):
         # drawn on the generator's device, then moved
         if trial % 2 == 0:
             theta = torch.randn(shape, generator=generator, dtype=dtype, device=generator.device)
         else:
             theta = torch.randint(-2, 3, shape, generator=generator, device=generator.device).to(dtype)
+        if domain == "non_positive":
+            theta = -theta.abs()
         theta = theta.to(device) if device is not None else theta
         check_output_contract(solver, theta, *args, **kwargs)
         if states is not None:
@@ -329,9 +378,12 @@ def check_solver(solver: Callable[..., Tensor], event_shape: int | Sequence[int]
             check_optimal(solver, theta, states, *args, **kwargs)
         check_batch_equals_loop(solver, theta, *args, event_dims=len(event_shape), **kwargs)
         check_deterministic(solver, theta, *args, **kwargs)
+        if tie_rule and trial % 2 == 1:
+            check_tie_rule(solver, theta, *args, **kwargs)
     return SolverCheckReport(
         checks=tuple(checks),
         num_trials=num_trials,
         num_instances=math.prod(batch_shape),
         num_states=None if states is None else int(states.shape[0]),
+        skipped=tuple(skipped),
     )
