@@ -477,3 +477,12 @@ def test_cli_quick_preset_on_digits(tmp_path):
     final = json.loads((tmp_path / "run" / "final.json").read_text())
     assert final["data"]["num_train"] == 300 and final["data"]["num_test"] == 359
     assert all(math.isfinite(v) for v in final["test"].values())
+
+
+def test_a_corrupt_checkpoint_is_named_with_what_to_do(tmp_path):
+    config = _tiny_config(epochs=2)
+    out = tmp_path / "run"
+    run_dvae(config, out, data=_tiny_data(), progress=False, plot=False, stop_after_epochs=1)
+    (out / "checkpoints" / "last.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match=r"the checkpoint .*last.pt is corrupt .*delete it to restart"):
+        run_dvae(config, out, data=_tiny_data(), progress=False, plot=False)

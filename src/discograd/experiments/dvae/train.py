@@ -26,6 +26,7 @@ import torch
 from .._io import (
     atomic_write_text,
     environment_info,
+    load_checkpoint,
     open_run_folder,
     pyplot,
     save_checkpoint,
@@ -323,7 +324,7 @@ def _run(config: DVAEConfig, out: Path | None, data: BinaryImages | None, progre
     history: list[dict[str, Any]] = []
     start_epoch = 1
     if checkpoint_path is not None and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        state = load_checkpoint(checkpoint_path, map_location="cpu")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
