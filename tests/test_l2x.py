@@ -502,3 +502,23 @@ def test_cli_train_runs(tmp_path, capsys):
                                                 "--no-plot"]))
     assert status == 0 and (out / "final.json").exists()
     assert "tpr_pct" in capsys.readouterr().out
+
+
+def test_analyses_of_finished_runs(tmp_path):
+    from discograd.experiments.l2x.analysis import selection_counts, theta_gradients, upstream_gradients
+
+    run_l2x(L2XConfig.quick(task="reviews", epochs=1, num_train=40, num_val=10, num_test=10, seq_length=40),
+            tmp_path / "reviews", progress=False, plot=False)
+    counts = selection_counts(tmp_path / "reviews")
+    assert counts["epoch"] == 1 and counts["deciding_words"] == 6.0
+    assert counts["deciding_words_selected"] + counts["distractors_selected"] + counts["other_in_spans"] + \
+        counts["other_outside_spans"] == pytest.approx(10.0)
+    run_l2x(L2XConfig.quick(task="orange_skin", epochs=1, num_train=200), tmp_path / "orange", progress=False,
+            plot=False)
+    g = upstream_gradients(tmp_path / "orange")
+    assert sum(v["count"] for v in g.values()) == 200 * 10
+    theta = theta_gradients(tmp_path / "orange", {"two-sided": {"method": "imle", "imle_two_sided": True},
+                                                  "exact": {"method": "exact"}}, draws=1)
+    assert set(theta) == {"two-sided", "exact"} and len(theta["exact"]) == 4
+    with pytest.raises(ValueError, match="needs a tabular run"):
+        upstream_gradients(tmp_path / "reviews")

@@ -4,6 +4,7 @@
   BeerAdvocate loader;
 - :mod:`.train`: the explainers, the k-subset methods, the metrics and :func:`run_l2x` (one run folder);
 - :mod:`.compare`: methods × seeds (× k) → one table and one figure;
+- :mod:`.analysis`: post-hoc analyses of finished runs (selected words, upstream gradients by group);
 - :mod:`.commands`: ``discograd l2x train`` and ``discograd l2x compare``.
 """
 
