@@ -522,3 +522,12 @@ def test_analyses_of_finished_runs(tmp_path):
     assert set(theta) == {"two-sided", "exact"} and len(theta["exact"]) == 4
     with pytest.raises(ValueError, match="needs a tabular run"):
         upstream_gradients(tmp_path / "reviews")
+
+
+def test_a_corrupt_checkpoint_is_named_with_what_to_do(tmp_path):
+    config = L2XConfig.quick(task="xor", method="imle", epochs=2)
+    out = tmp_path / "run"
+    run_l2x(config, out, progress=False, plot=False, stop_after_epochs=1)
+    (out / "checkpoints" / "last.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"the checkpoint .*last.pt is corrupt .*delete it to restart"):
+        run_l2x(config, out, progress=False, plot=False)

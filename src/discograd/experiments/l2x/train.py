@@ -84,6 +84,7 @@ from ...exact import enumeration_log_probs, ksubset_states
 from ...solvers import TopK
 from .._io import (
     environment_info,
+    load_checkpoint,
     open_run_folder,
     pyplot,
     save_checkpoint,
@@ -746,7 +747,7 @@ def _run(config: L2XConfig, out: Path | None, data: L2XData | None, progress: bo
     history: list[dict[str, Any]] = []
     start_epoch = 1
     if checkpoint_path is not None and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=config.device, weights_only=True)
+        state = load_checkpoint(checkpoint_path, map_location=config.device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
