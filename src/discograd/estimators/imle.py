@@ -232,10 +232,11 @@ class IMLE(PerturbAndMAP):
         self._zero_backward_passes: int | None = 0 if isinstance(target, PerturbedTarget) else None
 
     def _count_zero_gradient(self, gradient: Tensor, grad_z: Tensor) -> None:
-        if bool(gradient.any()) or not bool(grad_z.any()):
-            if bool(gradient.any()):
-                self._zero_backward_passes = None
+        if bool(gradient.any()):
+            self._zero_backward_passes = None  # it learns: stop watching
             return
+        if not bool(grad_z.any()):
+            return  # nothing asked for a change: this pass does not count
         self._zero_backward_passes += 1
         if self._zero_backward_passes >= ZERO_GRADIENT_PASSES:
             self._zero_backward_passes = None
