@@ -117,3 +117,54 @@ def _sample_in_child():
     from discograd import SumOfGamma
 
     return tuple(SumOfGamma(3).sample((4, 1 << 17), generator=torch.Generator().manual_seed(1)).shape)
+
+
+def _train_from_zero(target, steps=200):
+    """SGD on θ = 0 (ties: TopK picks the first k) towards the last 3 of 10 entries."""
+    generator = torch.Generator().manual_seed(0)
+    layer = discograd.imle(TopK(3), target=target, num_samples=4, generator=generator)
+    theta = torch.zeros(8, 10, requires_grad=True)
+    reward = torch.zeros(10)
+    reward[-3:] = 1.0
+    opt = torch.optim.SGD([theta], lr=0.5)
+    for _ in range(steps):
+        opt.zero_grad()
+        (-(layer(theta) * reward).sum(-1).mean()).backward()
+        opt.step()
+    return theta.detach()
+
+
+def test_aimle_learns_from_theta_zero_thanks_to_the_floor():
+    """λ = β max(‖θ‖, 0.1 ‖τε‖)/‖g‖: from θ = 0 the target still differs from the forward sample."""
+    theta = _train_from_zero(discograd.AdaptiveTarget(target_nonzeros=2.0))
+    assert TopK(3)(theta)[:, -3:].sum(-1).eq(3).all(), theta
+    # the original rule (no floor) leaves θ exactly at 0: the failure the floor is there for
+    assert _train_from_zero(discograd.AdaptiveTarget(target_nonzeros=2.0, min_relative_norm=0.0)).eq(0).all()
+
+
+def test_aimle_floor_uses_the_perturbation_norm():
+    target = discograd.AdaptiveTarget(initial_beta=2.0, min_relative_norm=0.5)
+    theta = torch.zeros(1, 2, 4)
+    theta[0, 1] = 3.0  # ‖θ‖ = 6, above the floor
+    g = torch.ones(1, 2, 4)  # ‖g‖ = 2
+    noise_norm = torch.full((1, 2, 1), 4.0)
+    lam = target.step_sizes(theta, g, 1, noise_norm)
+    torch.testing.assert_close(lam.flatten(), torch.tensor([2.0 * 0.5 * 4.0 / 2.0, 2.0 * 6.0 / 2.0]))
+    torch.testing.assert_close(target.step_sizes(theta, g, 1).flatten(), torch.tensor([0.0, 6.0]))
+
+
+def test_aimle_batch_norm_is_torch_adaptive_imles_rule():
+    """norm="batch": λ = β‖θ‖/‖dy‖ over the whole batch (torch-adaptive-imle imle/target.py)."""
+    generator = torch.Generator().manual_seed(3)
+    theta = torch.randn(1, 5, 7, generator=generator)
+    g = torch.randn(1, 5, 7, generator=generator)
+    target = discograd.AdaptiveTarget.torch_adaptive_imle()
+    assert (target.beta, target.update_step, target.running_nonzeros, target.min_relative_norm, target.norm) == (
+        1.0, 1e-4, 1.0, 0.0, "batch")
+    lam = target.step_sizes(theta, g, 1)
+    assert lam.shape == (1, 1, 1)
+    torch.testing.assert_close(lam.flatten(), (theta.norm() / g.norm()).reshape(1))
+    with pytest.raises(ValueError, match="norm must be one of"):
+        discograd.AdaptiveTarget(norm="global")
+    with pytest.raises(ValueError, match="min_relative_norm"):
+        discograd.AdaptiveTarget(min_relative_norm=-1.0)

@@ -28,6 +28,7 @@ from torch.autograd.function import once_differentiable
 from .._validation import check_finite, check_non_negative, check_theta
 from ..noise import NoiseDistribution
 from ..targets import PerturbedTarget, Target
+from ..targets.base import instance_norm
 from ._base import DEFAULT_NOISE, PerturbAndMAP, layer_or_decorator
 from ._batching import solve_samples
 
@@ -82,6 +83,7 @@ class _IMLEFunction(torch.autograd.Function):
             scale_by_step_size=layer.scale_by_step_size,
             event_dims=layer.event_dims,
             target_theta=target_theta,
+            noise_temperature=layer.temperature,
         )
         if layer.warn_zero_gradient and layer._zero_backward_passes is not None:
             layer._count_zero_gradient(gradient, grad_z)
@@ -103,19 +105,25 @@ def imle_gradient(
     scale_by_step_size: bool = True,
     event_dims: int = 1,
     target_theta: Tensor | None = None,
+    noise_temperature: float = 1.0,
 ) -> Tensor:
     """The per-sample I-MLE gradient ``[S, *theta.shape]`` (before the sum over samples).
 
     ``z`` and ``grad_z`` have shape ``[S, *theta.shape]``; ``eps`` too, or ``None`` for no noise.
     ``target_theta`` (``theta``'s shape) goes to targets that use it (:class:`~discograd.targets.KnownTarget`).
+    Targets with ``uses_noise_norm = True`` (:class:`~discograd.targets.AdaptiveTarget`) also get
+    ``noise_norm``: the per-instance norm ``‖τ ε_s‖`` of the forward perturbation (``noise_temperature`` is τ),
+    shape ``[S, *batch, 1, ..., 1]``, or ``None`` without noise.
     Exposed for estimators built on I-MLE and for tests; :class:`IMLE` is the user-facing op.
     """
     kwargs = {} if kwargs is None else kwargs
     theta_s = theta.unsqueeze(0).expand_as(grad_z)
-    if target_theta is None:
-        params = target.params(theta_s, grad_z, event_dims=event_dims)
-    else:
-        params = target.params(theta_s, grad_z, event_dims=event_dims, target_theta=target_theta)
+    extra: dict[str, Any] = {}
+    if target_theta is not None:
+        extra["target_theta"] = target_theta
+    if getattr(target, "uses_noise_norm", False):
+        extra["noise_norm"] = None if eps is None else instance_norm(eps, event_dims).mul_(noise_temperature)
+    params = target.params(theta_s, grad_z, event_dims=event_dims, **extra)
 
     def solve(x: Tensor) -> Tensor:
         # x is a fresh tensor from the target (TargetParams' contract), so the noise is added in place

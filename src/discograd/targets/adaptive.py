@@ -12,22 +12,44 @@ from .base import TargetParams, instance_norm
 
 __all__ = ["AdaptiveTarget"]
 
+NORMS = ("instance", "batch")
+
+
+def _total(norms: Tensor) -> Tensor:
+    """The norm of the whole tensor from its per-instance norms, as a tensor of ``norms``' rank."""
+    return norms.square().sum().sqrt().reshape((1,) * norms.dim())
+
 
 class AdaptiveTarget:
     r"""Adaptive perturbation target (AIMLE; Minervini, Franceschi, Niepert, AAAI 2023, arXiv:2209.04862).
 
-    For every instance and sample, ``λ = β · ‖θ‖ / ‖g‖`` (``λ = 0``, hence a zero gradient, where
-    ``g = 0``), then ``θ' = θ − λ g`` (or ``θ ± λ g`` when ``two_sided``). After each backward pass the
-    number of non-zero entries of the per-sample gradient is counted per instance and averaged over
-    instances and samples; a running average ``r ← decay · r + (1 − decay) · count`` (initialised to the
-    first count) steers β: ``β ← β + update_step`` if ``r < target_nonzeros``, ``β ← max(0, β −
-    update_step)`` if ``r > target_nonzeros``.
+    For every instance and sample, ``λ = β · max(‖θ‖, m · ‖τ ε‖) / ‖g‖`` (``λ = 0``, hence a zero
+    gradient, where ``g = 0``), then ``θ' = θ − λ g`` (or ``θ ± λ g`` when ``two_sided``); ``τ ε`` is the
+    forward sample's perturbation and ``m`` is ``min_relative_norm``. After each backward pass the number
+    of non-zero entries of the per-sample gradient is counted per instance and averaged over instances and
+    samples; a running average ``r ← decay · r + (1 − decay) · count`` (initialised to the first count, or
+    to ``initial_running_nonzeros``) steers β: ``β ← β + update_step`` if ``r < target_nonzeros``,
+    ``β ← max(0, β − update_step)`` if ``r > target_nonzeros``.
 
-    Norms are taken **per instance** (over the solver's event dimensions, per sample), not over the whole
-    batch: instances in a batch have scores and upstream gradients of very different sizes, and a
-    whole-batch ratio would let the instance with the largest ``g`` set a tiny λ for all the others
-    (their gradients would then vanish), while per-instance norms make β mean the same relative step
-    for every instance.
+    **The floor** ``m · ‖τ ε‖``: without it (``min_relative_norm=0``, the original rule) λ is 0 whenever
+    θ = 0, a common initialisation, so the target equals the forward sample, every gradient is zero and θ
+    never leaves 0. With it, the step ``λ g`` is never shorter than ``β · m`` times the perturbation's own
+    length, so the target differs from the forward sample as soon as β has grown, whatever the scale of θ.
+    It only binds while ``‖θ‖ < m ‖τ ε‖`` (scores a tenth of the noise with the default ``m = 0.1``).
+
+    **Norms per instance** (``norm="instance"``, over the solver's event dimensions, per sample), not
+    over the whole batch: instances in a batch have scores and upstream gradients of very different sizes,
+    and a whole-batch ratio would let the instance with the largest ``g`` set a tiny λ for all the others
+    (their gradients would then vanish), while per-instance norms make β mean the same relative step for
+    every instance. ``norm="batch"`` takes both norms over the whole ``[S, *theta.shape]`` tensor, as
+    torch-adaptive-imle does (``imle/target.py``, ``AdaptiveTargetDistribution._perturbation_magnitude``).
+
+    **The original's settings** are :meth:`torch_adaptive_imle`: whole-batch norms, β₀ = 1, β step 1e-4,
+    running average started at 1, no floor (``imle/target.py``, ``AdaptiveTargetDistribution.__init__``).
+    Two differences remain there, both conventions of the layer rather than of the target: the original
+    averages the per-sample gradients where :class:`~discograd.IMLE` sums them (the chain rule), and for
+    S > 1 its θ' uses ``‖θ‖`` of θ repeated S times while it divides by λ computed from the unrepeated θ (a
+    factor √S); we use the same λ for both. For one sample the gradients agree up to the sum/mean factor.
 
     The state (β, the running average and the number of updates) belongs to this object:
     ``state_dict()``, ``load_state_dict()`` and ``reset()``. An :class:`~discograd.IMLE` layer includes
@@ -41,6 +63,10 @@ class AdaptiveTarget:
             β has grown.
         decay: the running-average decay in [0, 1).
         two_sided: use the central difference ``(1/(2λ)) [MAP(θ + λg + ε) − MAP(θ − λg + ε)]``.
+        min_relative_norm: ``m`` of the floor above, ≥ 0 (0: the original rule, which cannot leave θ = 0).
+        norm: ``"instance"`` (default) or ``"batch"`` (torch-adaptive-imle's).
+        initial_running_nonzeros: the running average before the first pass (``None``: the first count;
+            torch-adaptive-imle starts it at 1).
     """
 
     def __init__(
@@ -50,6 +76,9 @@ class AdaptiveTarget:
         initial_beta: float = 0.0,
         decay: float = 0.9,
         two_sided: bool = False,
+        min_relative_norm: float = 0.1,
+        norm: str = "instance",
+        initial_running_nonzeros: float | None = None,
     ) -> None:
         self.target_nonzeros = check_positive(target_nonzeros, "target_nonzeros")
         self.update_step = check_non_negative(update_step, "update_step")
@@ -61,13 +90,26 @@ class AdaptiveTarget:
         if not isinstance(two_sided, bool):
             raise TypeError(f"two_sided must be a bool; got {type(two_sided).__name__}")
         self.two_sided = two_sided
+        self.min_relative_norm = check_non_negative(min_relative_norm, "min_relative_norm")
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}; got {norm!r}")
+        self.norm = norm
+        self.initial_running_nonzeros = (None if initial_running_nonzeros is None
+                                         else check_non_negative(initial_running_nonzeros, "initial_running_nonzeros"))
         self.reset()
+
+    @classmethod
+    def torch_adaptive_imle(cls, target_nonzeros: float = 1.0, *, two_sided: bool = False) -> "AdaptiveTarget":
+        """torch-adaptive-imle's ``AdaptiveTargetDistribution`` defaults (``imle/target.py``): whole-batch
+        norms, β₀ = 1, β step 1e-4, decay 0.9, running average started at 1, no floor on λ."""
+        return cls(target_nonzeros, update_step=1e-4, initial_beta=1.0, decay=0.9, two_sided=two_sided,
+                   min_relative_norm=0.0, norm="batch", initial_running_nonzeros=1.0)
 
     # -- state ---------------------------------------------------------------------------------
     def reset(self) -> None:
         """Return β to ``initial_beta`` and forget the running average."""
         self.beta = self.initial_beta
-        self.running_nonzeros: float | None = None
+        self.running_nonzeros: float | None = self.initial_running_nonzeros
         self.num_updates = 0
 
     def state_dict(self) -> dict[str, Any]:
@@ -83,15 +125,27 @@ class AdaptiveTarget:
         self.num_updates = int(state["num_updates"])
 
     # -- the target ------------------------------------------------------------------------------
-    def step_sizes(self, theta: Tensor, grad_z: Tensor, event_dims: int) -> Tensor:
-        """λ per instance and sample, shape ``[S, *batch, 1, ..., 1]`` (event dimensions kept as 1)."""
+    #: the layer passes ``noise_norm``, the per-instance norm of the forward perturbation τε
+    uses_noise_norm = True
+
+    def step_sizes(self, theta: Tensor, grad_z: Tensor, event_dims: int,
+                   noise_norm: Tensor | None = None) -> Tensor:
+        """λ per instance and sample, shape ``[S, *batch, 1, ..., 1]`` (event dimensions kept as 1)
+        (``norm="batch"``: one λ, shape ``[1, ..., 1]``). ``noise_norm``: ``‖τ ε‖`` per instance and
+        sample, for the floor (``None``: no floor)."""
         theta_norm = instance_norm(theta, event_dims)
         grad_norm = instance_norm(grad_z, event_dims)
+        if self.norm == "batch":
+            theta_norm, grad_norm = _total(theta_norm), _total(grad_norm)
+            noise_norm = None if noise_norm is None else _total(noise_norm)
+        if noise_norm is not None and self.min_relative_norm > 0:
+            theta_norm = torch.maximum(theta_norm, noise_norm.to(theta_norm.dtype) * self.min_relative_norm)
         ratio = theta_norm / grad_norm.clamp_min(torch.finfo(grad_z.dtype).tiny)
         return torch.where(grad_norm > 0, self.beta * ratio, torch.zeros_like(ratio))
 
-    def params(self, theta: Tensor, grad_z: Tensor, *, event_dims: int) -> TargetParams:
-        lam = self.step_sizes(theta, grad_z, event_dims)
+    def params(self, theta: Tensor, grad_z: Tensor, *, event_dims: int,
+               noise_norm: Tensor | None = None) -> TargetParams:
+        lam = self.step_sizes(theta, grad_z, event_dims, noise_norm)
         step = lam * grad_z
         theta_minus = theta - step
         theta_plus = theta + step if self.two_sided else None
@@ -118,5 +172,6 @@ class AdaptiveTarget:
     def __repr__(self) -> str:
         return (
             f"AdaptiveTarget(target_nonzeros={self.target_nonzeros}, update_step={self.update_step}, "
-            f"initial_beta={self.initial_beta}, decay={self.decay}, two_sided={self.two_sided}; beta={self.beta:.4g})"
+            f"initial_beta={self.initial_beta}, decay={self.decay}, two_sided={self.two_sided}, "
+            f"min_relative_norm={self.min_relative_norm}, norm={self.norm!r}; beta={self.beta:.4g})"
         )
