@@ -37,7 +37,7 @@ from discograd.experiments.dvae import (
     training_loss,
 )
 from discograd.experiments.dvae.model import evaluate, training_kl
-from discograd.experiments.dvae.train import plot_compare
+from discograd.experiments.dvae.train import format_compare, plot_compare
 from discograd.noise import SumOfGamma
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mnist"
@@ -406,6 +406,8 @@ def test_compare_writes_tables(tmp_path):
     assert (tmp_path / "subset_simple" / "seed1" / "final.json").exists()
     table = (tmp_path / "compare.md").read_text()
     assert "± " in table
+    one_seed = format_compare(dict(results, seeds=[0]))  # one seed has no spread: no "± 0.00"
+    assert "±" not in one_seed and "one seed (0)" in one_seed
     header = next(line for line in table.splitlines() if line.startswith("| method"))
     assert header.index("original metric") < header.index("−ELBO (exact)")  # side by side, the original first
     csv_header = (tmp_path / "compare.csv").read_text().splitlines()[0]
@@ -486,3 +488,12 @@ def test_a_corrupt_checkpoint_is_named_with_what_to_do(tmp_path):
     (out / "checkpoints" / "last.pt").write_bytes(b"\x00garbage")
     with pytest.raises(ValueError, match=r"the checkpoint .*last.pt is corrupt .*delete it to restart"):
         run_dvae(config, out, data=_tiny_data(), progress=False, plot=False)
+
+
+def test_resuming_with_another_thread_count_is_refused(tmp_path):
+    config = _tiny_config(epochs=2)
+    out = tmp_path / "run"
+    run_dvae(config, out, data=_tiny_data(), progress=False, plot=False, stop_after_epochs=1, num_threads=1)
+    with pytest.raises(ValueError, match=r"trained with 1 torch thread\(s\); resuming it with 2 .*--num-threads 1"):
+        run_dvae(config, out, data=_tiny_data(), progress=False, plot=False, num_threads=2)
+    assert run_dvae(config, out, data=_tiny_data(), progress=False, plot=False, num_threads=1)["epochs_done"] == 2

@@ -27,7 +27,7 @@ from discograd.experiments.l2x import (
     true_positive_rate,
 )
 from discograd.experiments.l2x.commands import add_l2x_commands, run_l2x_command
-from discograd.experiments.l2x.compare import run_compare
+from discograd.experiments.l2x.compare import format_compare, run_compare
 from discograd.experiments.l2x.data import RELEVANT_FEATURES, TextSplit, halve, tabular_logits
 from discograd.experiments.l2x.train import (
     IMLE_SETTINGS,
@@ -314,6 +314,8 @@ def test_compare_writes_tables(tmp_path):
     assert "| imle | 5 |" in text and "±" in text and "precision %" in text
     assert "best-validation epoch" in text and "after the last epoch" in text
     assert results["table"][0]["best_epochs"] == "1 1" and "last_mse_x100_mean" in results["table"][0]
+    one_seed = format_compare(dict(results, seeds=[0]))  # one seed has no spread: no "± 0.00"
+    assert "±" not in one_seed.replace("mean ± std", "") and "one seed (0)" in one_seed
     with pytest.raises(ValueError, match="methods must be one or more"):
         run_compare(["nope"], [0], base, tmp_path)
     with pytest.raises(ValueError, match="cannot run on task"):
@@ -531,3 +533,12 @@ def test_a_corrupt_checkpoint_is_named_with_what_to_do(tmp_path):
     (out / "checkpoints" / "last.pt").write_bytes(b"")
     with pytest.raises(ValueError, match=r"the checkpoint .*last.pt is corrupt .*delete it to restart"):
         run_l2x(config, out, progress=False, plot=False)
+
+
+def test_resuming_with_another_thread_count_is_refused(tmp_path):
+    config = L2XConfig.quick(task="xor", method="imle", epochs=2)
+    out = tmp_path / "run"
+    run_l2x(config, out, progress=False, plot=False, stop_after_epochs=1, num_threads=1)
+    with pytest.raises(ValueError, match=r"trained with 1 torch thread\(s\); resuming it with 2 .*--num-threads 1"):
+        run_l2x(config, out, progress=False, plot=False, num_threads=2)
+    assert run_l2x(config, out, progress=False, plot=False, num_threads=1)["epochs_done"] == 2

@@ -67,6 +67,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     return state
 
 
+def check_resume_threads(state: dict[str, Any], out: str | os.PathLike) -> None:
+    """Refuse to resume a run whose checkpoint was written under another torch thread count (torch's CPU
+    kernels are not bit-identical across thread counts, so the resumed run would differ from an
+    uninterrupted one). Checkpoints without ``"num_threads"`` (older ones) are accepted."""
+    saved = state.get("num_threads")
+    if saved is not None and int(saved) != torch.get_num_threads():
+        raise ValueError(f"the run in {out} was trained with {saved} torch thread(s); resuming it with "
+                         f"{torch.get_num_threads()} would change its result (torch's CPU kernels are not "
+                         f"bit-identical across thread counts): resume with --num-threads {saved}")
+
+
 def write_jsonl(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:
     """One JSON object per line, written atomically."""
     return atomic_write_text(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))

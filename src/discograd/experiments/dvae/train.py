@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._format import mean_std_cell, over_seeds
 from .._io import (
     atomic_write_text,
+    check_resume_threads,
     environment_info,
     load_checkpoint,
     open_run_folder,
@@ -325,6 +327,7 @@ def _run(config: DVAEConfig, out: Path | None, data: BinaryImages | None, progre
     start_epoch = 1
     if checkpoint_path is not None and checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path, map_location="cpu")
+        check_resume_threads(state, out)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
@@ -383,7 +386,7 @@ def _run(config: DVAEConfig, out: Path | None, data: BinaryImages | None, progre
                     "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "generator": generator.get_state(),
                     "layer": None if estimator.layer is None else estimator.layer.state_dict(),
-                    "history": history, "config": config_dict,
+                    "history": history, "config": config_dict, "num_threads": torch.get_num_threads(),
                 })
                 write_jsonl(out / "metrics.jsonl", history)
     finally:
@@ -611,8 +614,9 @@ def format_compare(results: dict[str, Any]) -> str:
     """A Markdown table, mean ± std over seeds: the original code's test loss and the exact −ELBO side by
     side, then their terms."""
     cfg = results["config"]
-    lines = [(f"Discrete VAE, test set, nats per image (lower is better), mean ± std over seeds "
-             f"{' '.join(map(str, results['seeds']))}; {cfg['epochs']} epochs, data {cfg['dataset']}, "
+    num_seeds = len(results["seeds"])
+    lines = [(f"Discrete VAE, test set, nats per image (lower is better), {over_seeds(list(results['seeds']))}; "
+             f"{cfg['epochs']} epochs, data {cfg['dataset']}, "
              f"training KL {cfg['train_kl']}, loss reduction {cfg['loss_reduction']}. Original metric: what the "
              "original code reports, the reconstruction with z drawn by the method's training sampler (Sum-of-Gamma "
              "perturb-and-MAP for subset_imle / aimle / straight_through, which is not q; Gumbel-max for the "
@@ -622,7 +626,7 @@ def format_compare(results: dict[str, Any]) -> str:
              "| method | latent | " + " | ".join(label for _, label in COMPARE_COLUMNS) + " | train s / run |",
              "|---|---|" + "---|" * len(COMPARE_COLUMNS) + "---|"]
     for row in results["rows"]:
-        cells = " | ".join(f"{row[f'{n}_mean']:.2f} ± {row[f'{n}_std']:.2f}" for n, _ in COMPARE_COLUMNS)
+        cells = " | ".join(mean_std_cell(row[f"{n}_mean"], row[f"{n}_std"], num_seeds, 2) for n, _ in COMPARE_COLUMNS)
         lines.append(f"| {row['method']} | {row['latent']} | {cells} | {row['train_seconds_mean']:.1f} |")
     return "\n".join(lines)
 

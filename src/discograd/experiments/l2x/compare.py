@@ -26,6 +26,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from .._format import mean_std_cell, over_seeds
 from .._io import atomic_write_text, environment_info, pyplot, save_figure, write_json
 from .data import TABULAR_TASKS
 from .train import (
@@ -162,13 +163,15 @@ def format_compare(results: dict[str, Any]) -> str:
         if task == "beer" and not prefix:
             header += ["paper MSE ×100", "paper precision %"]
         header += ["best epoch per seed", "train s / run"] if not prefix else []
-        lines = [f"L2X, task {task}: {title}, mean ± std over seeds {results['seeds']}",
+        lines = [f"L2X, task {task}: {title}, {over_seeds(list(results['seeds']))}",
                  "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        num_seeds = len(results["seeds"])
         for row in results["table"]:
             cells = [row["method"], str(row["k"])]
             for key in keys:
                 name = f"{prefix}{key}"
-                cells.append(f"{row[f'{name}_mean']:.2f} ± {row[f'{name}_std']:.2f}" if f"{name}_mean" in row else "")
+                cells.append(mean_std_cell(row[f"{name}_mean"], row[f"{name}_std"], num_seeds, 2)
+                             if f"{name}_mean" in row else "")
             if task == "beer" and not prefix:
                 cells += ["" if row["paper_mse_x100"] is None else f"{row['paper_mse_x100']:.2f}",
                           "" if row["paper_precision_pct"] is None else f"{row['paper_precision_pct']:.2f}"]

@@ -83,6 +83,7 @@ from ... import (
 from ...exact import enumeration_log_probs, ksubset_states
 from ...solvers import TopK
 from .._io import (
+    check_resume_threads,
     environment_info,
     load_checkpoint,
     open_run_folder,
@@ -748,6 +749,7 @@ def _run(config: L2XConfig, out: Path | None, data: L2XData | None, progress: bo
     start_epoch = 1
     if checkpoint_path is not None and checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path, map_location=config.device)
+        check_resume_threads(state, out)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
@@ -805,7 +807,7 @@ def _run(config: L2XConfig, out: Path | None, data: L2XData | None, progress: bo
                     "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "generator": generator.get_state(),
                     "layer": None if selector.layer is None else selector.layer.state_dict(),
-                    "history": history, "config": config_dict,
+                    "history": history, "config": config_dict, "num_threads": torch.get_num_threads(),
                 })
                 write_jsonl(out / "metrics.jsonl", history)
     finally:

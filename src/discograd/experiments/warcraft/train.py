@@ -97,6 +97,7 @@ from ...solvers import GridShortestPath
 from ...targets import KnownTarget, LabelTarget
 from .._io import (
     atomic_write_text,
+    check_resume_threads,
     environment_info,
     load_checkpoint,
     open_run_folder,
@@ -639,11 +640,7 @@ def _run(config: WarcraftConfig, out: Path | None, data: Any, progress: bool, pl
     start_epoch = 1
     if checkpoint_path is not None and checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path, map_location=config.device)
-        saved_threads = state.get("num_threads")
-        if saved_threads is not None and saved_threads != torch.get_num_threads():
-            raise ValueError(f"the run in {out} was trained with {saved_threads} torch thread(s); resuming it with "
-                             f"{torch.get_num_threads()} would change its result (torch's CPU kernels are not "
-                             f"bit-identical across thread counts): resume with --num-threads {saved_threads}")
+        check_resume_threads(state, out)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler_state = dict(state["scheduler"])
