@@ -28,6 +28,21 @@ def test_readme_examples_run_and_match_their_comments():
 DOCS = sorted((README.parent / "docs").glob("*.md"))
 
 
+def test_docs_python_blocks_run_and_print_what_they_say():
+    """Every ```python block of docs/*.md runs as written; a "# text" line right after a print() line
+    is what that print wrote."""
+    blocks = [(page, block) for page in DOCS
+              for block in re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.S)]
+    assert any(page.name == "migrating.md" for page, _ in blocks)
+    for page, block in blocks:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(block, str(page), "exec"), {"__name__": "__docs__"})
+        printed = out.getvalue().splitlines()
+        for expected in re.findall(r"print\(.*\n# (.+)", block):
+            assert expected in printed, (page.name, expected, printed)
+
+
 def _shell_commands():
     """Every ``discograd ...`` command line in a code block of the README or a docs page (backslash
     continuations joined, comments dropped)."""
