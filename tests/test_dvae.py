@@ -469,6 +469,8 @@ def test_cli_train_runs_on_mnist_fixture(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "test -ELBO" in printed and "test original metric" in printed
     assert (tmp_path / "run" / "final.json").exists()
+    assert run_dvae_command(args) == 0  # finished: read back, and said so
+    assert "reused the finished run in" in capsys.readouterr().out
 
 
 def test_cli_quick_preset_on_digits(tmp_path):

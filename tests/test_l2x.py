@@ -504,6 +504,16 @@ def test_cli_train_runs(tmp_path, capsys):
                                                 "--no-plot"]))
     assert status == 0 and (out / "final.json").exists()
     assert "tpr_pct" in capsys.readouterr().out
+    (out / "final.json").unlink()  # an interrupted run: the CLI says it resumes
+    assert run_l2x_command(parser.parse_args(["l2x", "train", "--quick", "--task", "nonlinear_additive", "--method",
+                                              "simple", "--epochs", "1", "--out", str(out), "--no-progress",
+                                              "--no-plot"])) == 0
+    captured = capsys.readouterr()
+    assert "resuming the run in" in captured.err and "wrote" in captured.out
+    assert run_l2x_command(parser.parse_args(["l2x", "train", "--quick", "--task", "nonlinear_additive", "--method",
+                                              "simple", "--epochs", "1", "--out", str(out), "--no-progress",
+                                              "--no-plot"])) == 0
+    assert "reused the finished run in" in capsys.readouterr().out
 
 
 def test_analyses_of_finished_runs(tmp_path):

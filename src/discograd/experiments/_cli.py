@@ -65,3 +65,20 @@ def check_threads(args: argparse.Namespace) -> None:
     """``--num-threads`` is unset or an integer >= 1."""
     if args.num_threads is not None and args.num_threads < 1:
         raise ValueError(f"--num-threads must be an integer >= 1; got {args.num_threads}")
+
+
+def announce_run(out: Any) -> bool:
+    """Before a run: say on stderr when it resumes from a checkpoint. Returns whether the run folder
+    already holds a finished run (its result is then reused; say so with :func:`reused_message`)."""
+    import sys
+    from pathlib import Path
+
+    out = Path(out)
+    finished = (out / "final.json").exists()
+    if not finished and (out / "checkpoints" / "last.pt").exists():
+        print(f"resuming the run in {out}/ from its last checkpoint", file=sys.stderr)
+    return finished
+
+
+def reused_message(out: Any) -> str:
+    return f"reused the finished run in {out}/ (same config; delete the folder to train it again)"

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .._cli import add_dataclass_options, apply_options, check_threads
+from .._cli import add_dataclass_options, announce_run, apply_options, check_threads, reused_message
 
 __all__ = ["OPTION_HELP", "add_dvae_commands", "run_dvae_command"]
 
@@ -137,15 +137,19 @@ def _run_train(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else Path("runs") / (
         f"dvae-{config.method}-seed{config.seed}" + ("-quick" if args.quick else ""))
     start = time.perf_counter()
+    finished = announce_run(out)
     final = run_dvae(config, out, progress=not args.no_progress, plot=not args.no_plot, num_threads=args.num_threads)
     test = final["test"]
     print(f"{config.method}, {final['epochs_done']} epochs: test original metric {test['original_loss']:.2f} nats "
           f"(training-sampler reconstruction {test['sampler_reconstruction']:.2f} + proxy KL {test['proxy_kl']:.2f}); "
           f"test -ELBO {test['nelbo']:.2f} nats (reconstruction {test['reconstruction']:.2f} + exact KL "
           f"{test['kl']:.2f})")
-    print(f"wrote {out}/ (config.json, metrics.jsonl, final.json, checkpoints/"
-          f"{'' if args.no_plot else ', curves.png, reconstructions.png, samples.png'}) in "
-          f"{time.perf_counter() - start:.0f} s")
+    if finished:
+        print(reused_message(out))
+    else:
+        print(f"wrote {out}/ (config.json, metrics.jsonl, final.json, checkpoints/"
+              f"{'' if args.no_plot else ', curves.png, reconstructions.png, samples.png'}) in "
+              f"{time.perf_counter() - start:.0f} s")
     return 0
 
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .._cli import add_dataclass_options, apply_options, check_threads
+from .._cli import add_dataclass_options, announce_run, apply_options, check_threads, reused_message
 
 __all__ = ["OPTION_HELP", "add_l2x_commands", "run_l2x_command"]
 
@@ -148,10 +148,14 @@ def _run_train(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else Path("runs") / (
         f"l2x-{config.task}-{config.method}-k{config.k}-seed{config.seed}" + ("-quick" if args.quick else ""))
     start = time.perf_counter()
+    finished = announce_run(out)
     final = run_l2x(config, out, progress=not args.no_progress, plot=not args.no_plot, num_threads=args.num_threads)
     print(f"l2x {config.task}, {config.method}, k = {config.k}, {final['epochs_done']} epochs: test {_summary(final)}")
-    print(f"wrote {out}/ (config.json, metrics.jsonl, final.json, checkpoints/last.pt, best.pt"
-          f"{'' if args.no_plot else ', curves.png'}) in {time.perf_counter() - start:.1f} s")
+    if finished:
+        print(reused_message(out))
+    else:
+        print(f"wrote {out}/ (config.json, metrics.jsonl, final.json, checkpoints/last.pt, best.pt"
+              f"{'' if args.no_plot else ', curves.png'}) in {time.perf_counter() - start:.1f} s")
     return 0
 
 

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .._cli import add_dataclass_options, apply_options, check_threads
+from .._cli import add_dataclass_options, announce_run, apply_options, check_threads, reused_message
 
 __all__ = ["OPTION_HELP", "add_warcraft_commands", "run_warcraft_command"]
 
@@ -198,9 +198,7 @@ def _run_warcraft(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else Path("runs") / (
         f"warcraft-{config.method}-{config.grid_size}x{config.grid_size}-seed{config.seed}" + ("-quick" if args.quick else ""))
     start = time.perf_counter()
-    finished = (Path(out) / "final.json").exists()
-    if not finished and (Path(out) / "checkpoints" / "last.pt").exists():
-        print(f"resuming the run in {out}/ from its last checkpoint", file=sys.stderr)
+    finished = announce_run(out)
     final = run_warcraft(config, out, progress=not args.no_progress, plot=not args.no_plot, cache_dir=args.cache_dir,
                          num_threads=args.num_threads)
     test = final["test"]
@@ -208,7 +206,7 @@ def _run_warcraft(args: argparse.Namespace) -> int:
           f"{test['optimal_pct']:.1f}% optimal cost, {test['exact_pct']:.1f}% exact path, cost ratio "
           f"{test['cost_ratio']:.4f}, regret {test['regret']:.3f}")
     if finished:
-        print(f"reused the finished run in {out}/ (same config; delete the folder to train it again)")
+        print(reused_message(out))
     else:
         print(f"wrote {out}/ (config.json, metrics.jsonl, metrics.csv, final.json, checkpoints/"
               f"{'' if args.no_plot else ', curves.png, paths.png'}) in {time.perf_counter() - start:.0f} s")
