@@ -24,6 +24,12 @@ for speed and memory:
   chunk over a ``[chunk, *shape]`` tensor (at most 2^24 entries in flight), accumulated in place.
 
 Float16/bfloat16 are sampled in float32 and cast (the Gamma kernels do not support them).
+
+``method="table"`` samples the same law by inverse CDF instead: the exact CDF of ``Σ_i G_i`` for the given
+``(κ, s)`` (the Gamma-mixture series of Moschopoulos, 1985, in :mod:`discograd.noise._sog_quantiles`) is
+tabulated once per process at 16,384 quantiles, uniform in the logit coordinate, and a draw is one uniform,
+a logit, a linear interpolation of ``log x`` and an ``exp``: plain torch ops on any device, and a cost
+independent of ``s``. The table is accurate to a few 1e-6 in ``logit F`` (CDF errors below 1e-6; tested).
 """
 
 from __future__ import annotations
@@ -39,9 +45,12 @@ import torch
 from torch import Tensor
 
 from .._validation import check_generator, check_int, check_positive
+from ._sog_quantiles import TABLE_LOGIT_RANGE, TABLE_NODES, quantile_table
 from .base import resolve_dtype
 
 __all__ = ["SumOfGamma"]
+
+METHODS = ("gamma", "table")
 
 _BLOCK = 1 << 16  # entries per independently seeded CPU block
 _CUDA_CHUNK = 1 << 24  # entries of Gamma draws in flight per device call
@@ -68,6 +77,25 @@ def _thread_pool(num_threads: int) -> ThreadPoolExecutor:
         return _pool
 
 
+_table_cache: dict[tuple[int, int, str, torch.dtype], tuple[Tensor, Tensor]] = {}
+
+
+def _table_tensors(k: int, s: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """The quantile table of ``(k, s)`` as per-segment lines ``log x = offset[i] + slope[i] · pos`` on
+    ``device`` in ``dtype`` (built in float64, cached per device and dtype)."""
+    key = (k, s, str(device), dtype)
+    cached = _table_cache.get(key)
+    if cached is None:
+        log_x = quantile_table(k, s)
+        slope = np.diff(log_x)
+        slope = np.append(slope, slope[-1])
+        offset = log_x - slope * np.arange(len(log_x))
+        cached = (torch.from_numpy(offset).to(device=device, dtype=dtype),
+                  torch.from_numpy(slope).to(device=device, dtype=dtype))
+        _table_cache[key] = cached
+    return cached
+
+
 def _seed_from(generator: torch.Generator | None) -> int:
     """One 63-bit seed drawn from ``generator`` (the default CPU generator when ``None``)."""
     if generator is not None and generator.device.type != "cpu":
@@ -83,6 +111,8 @@ class SumOfGamma:
             length of a path); a positive integer.
         temperature: τ, the scale of the implied Gumbel(0, τ) noise on ``<z, θ>``.
         num_terms: s, the number of Gamma terms of the truncated series (the paper uses 10).
+        method: ``"gamma"`` (default: the Gamma terms drawn and summed) or ``"table"`` (the same law by
+            inverse CDF from an exact quantile table, much faster for large outputs; see above).
 
     Example:
         >>> import torch
@@ -92,10 +122,13 @@ class SumOfGamma:
         (torch.Size([3, 10]), torch.float32)
     """
 
-    def __init__(self, k: int, temperature: float = 1.0, num_terms: int = 10) -> None:
+    def __init__(self, k: int, temperature: float = 1.0, num_terms: int = 10, method: str = "gamma") -> None:
         self.k = check_int(k, "k", minimum=1)
         self.temperature = check_positive(temperature, "temperature")
         self.num_terms = check_int(num_terms, "num_terms", minimum=1)
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+        self.method = method
 
     def sample(
         self,
@@ -110,6 +143,8 @@ class SumOfGamma:
         dtype = resolve_dtype(dtype)
         device = torch.device(device) if device is not None else torch.device("cpu")
         work_dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+        if self.method == "table":
+            return self._sample_table(shape, generator, device, work_dtype).to(dtype)
         if device.type == "cpu":
             out = self._sample_cpu(shape, generator, work_dtype)  # transformed block by block
         else:
@@ -152,6 +187,22 @@ class SumOfGamma:
             list(_thread_pool(num_threads).map(fill, range(num_blocks)))
         return out.view(shape)
 
+    # -- inverse CDF from the quantile table ------------------------------------------------------
+    def _sample_table(self, shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device,
+                      dtype: torch.dtype) -> Tensor:
+        u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
+        log_x = self._log_x(u)
+        return log_x.exp_().sub_(math.log(self.num_terms)).mul_(self.temperature / self.k)
+
+    def _log_x(self, u: Tensor) -> Tensor:
+        """``log X`` for uniforms ``u`` (X = Σ_i G_i, the inverse CDF from the table); overwrites nothing."""
+        offset, slope = _table_tensors(self.k, self.num_terms, u.device, u.dtype)
+        # position in the table: t = logit(u) mapped to [0, N − 1]; beyond it the end segments extrapolate
+        pos = torch.logit(u).sub_(-TABLE_LOGIT_RANGE).mul_((TABLE_NODES - 1) / (2 * TABLE_LOGIT_RANGE))
+        index = pos.floor().clamp_(0, TABLE_NODES - 2).long()
+        # log x = offset[i] + slope[i] · pos: the line through the segment's two nodes
+        return torch.take(slope, index).mul_(pos).add_(torch.take(offset, index))
+
     # -- other devices: torch's Gamma kernel, chunks of terms ----------------------------------
     def _sample_device(
         self, shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device, dtype: torch.dtype
@@ -171,4 +222,5 @@ class SumOfGamma:
         return out
 
     def __repr__(self) -> str:
-        return f"SumOfGamma(k={self.k}, temperature={self.temperature}, num_terms={self.num_terms})"
+        method = "" if self.method == "gamma" else f", method={self.method!r}"
+        return f"SumOfGamma(k={self.k}, temperature={self.temperature}, num_terms={self.num_terms}{method})"
