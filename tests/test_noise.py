@@ -10,7 +10,8 @@ from scipy import stats
 from discograd.noise import Gumbel, Normal, SumOfGamma, standard_gumbel
 
 EULER_GAMMA = 0.5772156649015329
-NOISES = [Gumbel(), Gumbel(scale=0.5), Normal(), Normal(scale=2.0), SumOfGamma(k=3), SumOfGamma(k=5, temperature=2.0)]
+NOISES = [Gumbel(), Gumbel(scale=0.5), Normal(), Normal(scale=2.0), SumOfGamma(k=3), SumOfGamma(k=5, temperature=2.0),
+          SumOfGamma(k=5, temperature=2.0, method="table")]
 
 
 def sog_sum_cdf(x, num_terms, temperature):

@@ -140,3 +140,21 @@ def test_bad_method_and_repr():
     with pytest.raises(ValueError, match="method must be one of"):
         SumOfGamma(3, method="fft")
     assert "method='table'" in repr(SumOfGamma(3, method="table")) and "method" not in repr(SumOfGamma(3))
+
+
+def test_slow_tables_are_cached_on_disk_and_a_corrupt_file_is_rebuilt(tmp_path, monkeypatch):
+    from discograd.noise import _sog_quantiles as q
+
+    monkeypatch.setenv("DISCOGRAD_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(q, "_cache", {})
+    monkeypatch.setattr(q, "DISK_CACHE_SECONDS", 0.0)  # cache every table here
+    table = q.quantile_table(7, 10)
+    path = q._cache_file(7, 10)
+    assert path.parent == tmp_path and path.exists()
+    monkeypatch.setattr(q, "_cache", {})
+    assert np.array_equal(q.quantile_table(7, 10), table)  # read back
+    path.write_bytes(b"not a table")
+    monkeypatch.setattr(q, "_cache", {})
+    with pytest.warns(RuntimeWarning, match=r"cached Sum-of-Gamma quantile table .* is corrupt; rebuilding"):
+        rebuilt = q.quantile_table(7, 10)
+    assert np.array_equal(rebuilt, table) and np.array_equal(np.load(path), table)

@@ -31,14 +31,23 @@ number (they are then ``ε = −log s/κ`` to every digit, which is what the tab
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 import threading
+import time
+import warnings
+from pathlib import Path
 
 import numpy as np
+import torch
 
-__all__ = ["sog_cdf", "sog_log_cdf_sf", "quantile_table", "TABLE_NODES", "TABLE_LOGIT_RANGE"]
+__all__ = ["sog_cdf", "sog_log_cdf_sf", "quantile_table", "cache_dir", "TABLE_NODES", "TABLE_LOGIT_RANGE"]
 
 TABLE_NODES = 16384  #: nodes of a quantile table
 TABLE_LOGIT_RANGE = 17.5  #: the table spans t = logit(u) in [−17.5, 17.5]: all of float32's uniforms
+
+DISK_CACHE_SECONDS = 0.3  #: tables that take longer than this to build are also cached on disk
+_VERSION = 1  # bump when the table's construction changes
 
 _cache: dict[tuple[int, int], np.ndarray] = {}
 _cache_lock = threading.Lock()
@@ -73,8 +82,6 @@ def _mixture_weights(k: int, s: int) -> np.ndarray:
 def sog_log_cdf_sf(log_x: np.ndarray, k: int, s: int) -> tuple[np.ndarray, np.ndarray]:
     """``(log F(x), log(1 − F(x)))`` of ``X = Σ_j Gamma(1/k, scale k/j)`` at ``x = exp(log_x)``, float64,
     both tails without cancellation (relative accuracy ~1e-13 away from underflow)."""
-    from scipy.special import gammainc, gammaincc, gammaln
-
     log_x = np.asarray(log_x, dtype=np.float64)
     w = _mixture_weights(k, s)
     rho = s / k
@@ -84,7 +91,7 @@ def sog_log_cdf_sf(log_x: np.ndarray, k: int, s: int) -> tuple[np.ndarray, np.nd
     cum = np.minimum(np.cumsum(w), 1.0)
     rest = np.append(np.cumsum(w[::-1])[::-1][1:], 0.0)  # Σ_{k>m} w_k from the tail: no cancellation
     m = np.arange(len(w), dtype=np.float64)
-    lg = gammaln(rho + m + 1.0)
+    lg = _gammaln(rho + m + 1.0)
     log_f = np.empty_like(log_x)
     log_sf = np.empty_like(log_x)
     flat_ly, flat_y = log_y.reshape(-1), y.reshape(-1)
@@ -106,7 +113,7 @@ def sog_log_cdf_sf(log_x: np.ndarray, k: int, s: int) -> tuple[np.ndarray, np.nd
             log_below = np.log(below) + top[:, 0]
             out_f[lo:lo + chunk] = np.where(beyond > 0, np.logaddexp(log_below, np.log(beyond)), log_below)
             # Q(ρ, y) = 1 − P(ρ, y): from our own sum P = Σ_m d_m + P(ρ + M, y) where P < 1/2 (at tiny y,
-            # even denormal ones, where scipy's gammaincc loses accuracy), from gammaincc elsewhere
+            # even denormal ones, where gammaincc loses accuracy), from gammaincc elsewhere
             p_sum = d.sum(1) * np.exp(top[:, 0]) + beyond
             q0 = np.where(p_sum < 0.5, 1.0 - p_sum, gammaincc(rho, ycol))
             log_tail = np.log(tail) + top[:, 0]
@@ -122,16 +129,53 @@ def sog_cdf(x: np.ndarray, k: int, s: int) -> np.ndarray:
     return np.exp(log_f)
 
 
-def _build(k: int, s: int) -> np.ndarray:
-    from scipy.interpolate import PchipInterpolator
-    from scipy.special import gammaln
+def _gammaln(x: np.ndarray | float) -> np.ndarray:
+    return torch.lgamma(torch.as_tensor(x, dtype=torch.float64)).numpy()
 
+
+def gammainc(a: float, y: np.ndarray) -> np.ndarray:
+    """The regularised lower incomplete Gamma function P(a, y) (torch's, so that no SciPy is needed)."""
+    y = torch.as_tensor(y, dtype=torch.float64)
+    return torch.special.gammainc(torch.full_like(y, a), y).numpy()
+
+
+def gammaincc(a: float, y: np.ndarray) -> np.ndarray:
+    """The regularised upper incomplete Gamma function Q(a, y)."""
+    y = torch.as_tensor(y, dtype=torch.float64)
+    return torch.special.gammaincc(torch.full_like(y, a), y).numpy()
+
+
+def _pchip(x: np.ndarray, y: np.ndarray, xq: np.ndarray) -> np.ndarray:
+    """Monotone piecewise-cubic Hermite interpolation (Fritsch & Carlson, 1980; the derivatives of
+    SciPy's ``PchipInterpolator``) of strictly increasing data."""
+    h = np.diff(x)
+    delta = np.diff(y) / h
+    d = np.empty_like(y)
+    w1, w2 = 2 * h[1:] + h[:-1], h[1:] + 2 * h[:-1]
+    d[1:-1] = (w1 + w2) / (w1 / delta[:-1] + w2 / delta[1:])  # weighted harmonic mean (all δ > 0)
+
+    def edge(h0: float, h1: float, d0: float, d1: float) -> float:
+        value = ((2 * h0 + h1) * d0 - h0 * d1) / (h0 + h1)
+        if value <= 0:
+            return 0.0
+        return min(value, 3 * d0) if d1 <= 0 else value
+
+    d[0] = edge(h[0], h[1], delta[0], delta[1])
+    d[-1] = edge(h[-1], h[-2], delta[-1], delta[-2])
+    i = np.clip(np.searchsorted(x, xq) - 1, 0, len(x) - 2)
+    t = (xq - x[i]) / h[i]
+    t2, t3 = t * t, t * t * t
+    return ((2 * t3 - 3 * t2 + 1) * y[i] + (t3 - 2 * t2 + t) * h[i] * d[i]
+            + (-2 * t3 + 3 * t2) * y[i + 1] + (t3 - t2) * h[i] * d[i + 1])
+
+
+def _build(k: int, s: int) -> np.ndarray:
     rho = s / k
     h_s = float(np.sum(1.0 / np.arange(1, s + 1)))
     sd_x = math.sqrt(k * float(np.sum(1.0 / np.arange(1, s + 1) ** 2)))
     # bottom: F ≈ w_0 (x/β)^ρ / Γ(ρ + 1), w_0 = Π_j (j/s)^(1/k); go 3 units of t below the table
-    log_w0 = (gammaln(s + 1.0) - s * math.log(s)) / k
-    log_lo = (-(TABLE_LOGIT_RANGE + 3.0) - log_w0 + gammaln(rho + 1.0)) / rho + math.log(k / s)
+    log_w0 = (math.lgamma(s + 1.0) - s * math.log(s)) / k
+    log_lo = (-(TABLE_LOGIT_RANGE + 3.0) - log_w0 + math.lgamma(rho + 1.0)) / rho + math.log(k / s)
     # top: the slowest tail is exp(−x/κ) (the j = 1 term)
     x_hi = h_s + 10.0 * sd_x + (TABLE_LOGIT_RANGE + 8.0) * k
     log_hi = math.log(x_hi)
@@ -144,7 +188,7 @@ def _build(k: int, s: int) -> np.ndarray:
     t = _logit_cdf(grid, k, s)
     for _ in range(2):  # refine: add the exact points at every 16th predicted node (a secant step)
         grid, t = _increasing(grid, t)
-        guess = PchipInterpolator(t, grid)(nodes[8::16])
+        guess = _pchip(t, grid, nodes[8::16])
         grid = np.concatenate([grid, guess])
         t = np.concatenate([t, _logit_cdf(guess, k, s)])
         order = np.argsort(grid)
@@ -153,7 +197,7 @@ def _build(k: int, s: int) -> np.ndarray:
     if t[0] > -TABLE_LOGIT_RANGE or t[-1] < TABLE_LOGIT_RANGE:
         raise RuntimeError(f"SumOfGamma({k}, num_terms={s}): the quantile grid covers t in [{t[0]:.1f}, "
                            f"{t[-1]:.1f}], not [−{TABLE_LOGIT_RANGE}, {TABLE_LOGIT_RANGE}]")
-    return PchipInterpolator(t, grid)(nodes)
+    return _pchip(t, grid, nodes)
 
 
 def _logit_cdf(log_x: np.ndarray, k: int, s: int) -> np.ndarray:
@@ -173,15 +217,72 @@ def _increasing(grid: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return grid[out], t[out]
 
 
+def cache_dir() -> Path:
+    """Where tables that took long to build are kept: ``$DISCOGRAD_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/discograd``, else ``~/.cache/discograd``."""
+    explicit = os.environ.get("DISCOGRAD_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "discograd"
+
+
+def _cache_file(k: int, s: int) -> Path:
+    return cache_dir() / f"sog-quantiles-v{_VERSION}-k{k}-s{s}-n{TABLE_NODES}-t{TABLE_LOGIT_RANGE}.npy"
+
+
+def _valid(table: np.ndarray) -> bool:
+    return (table.shape == (TABLE_NODES,) and table.dtype == np.float64 and bool(np.all(np.isfinite(table)))
+            and bool(np.all(np.diff(table) > 0)))
+
+
+def _load(path: Path) -> np.ndarray | None:
+    if not path.exists():
+        return None
+    try:
+        table = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        table = None
+    if table is None or not _valid(table):
+        warnings.warn(f"the cached Sum-of-Gamma quantile table {path} is corrupt; rebuilding it (delete the "
+                      f"file if this repeats)", RuntimeWarning, stacklevel=4)
+        return None
+    return table
+
+
+def _store(path: Path, table: np.ndarray) -> None:
+    """Write atomically; a cache that cannot be written (read-only home) is simply not kept."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, table, allow_pickle=False)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        pass
+
+
 def quantile_table(k: int, s: int) -> np.ndarray:
-    """``log x`` at the ``TABLE_NODES`` logit nodes for ``(κ = k, s)``, built once per process (float64)."""
+    """``log x`` at the ``TABLE_NODES`` logit nodes for ``(κ = k, s)`` (float64, read-only), built once per
+    process; a table that took more than ``DISK_CACHE_SECONDS`` to build is also kept on disk
+    (:func:`cache_dir`) for later processes."""
     key = (int(k), int(s))
     table = _cache.get(key)
     if table is None:
         with _cache_lock:
             table = _cache.get(key)
             if table is None:
-                table = _build(*key)
+                path = _cache_file(*key)
+                table = _load(path)
+                if table is None:
+                    start = time.perf_counter()
+                    table = _build(*key)
+                    if time.perf_counter() - start > DISK_CACHE_SECONDS:
+                        _store(path, table)
                 table.setflags(write=False)
                 _cache[key] = table
     return table
