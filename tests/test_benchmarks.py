@@ -76,3 +76,18 @@ def test_bench_warcraft_quick(tmp_path):
     result = json.loads(out.read_text())
     ratios = [r["ratio_to_two_stage"] for r in result["results"].values()]
     assert len(ratios) == 3 and all(r > 0 and r == r for r in ratios)
+
+
+def test_bench_milp_quick(tmp_path):
+    import pytest
+
+    pytest.importorskip("highspy")
+    out = tmp_path / "milp.json"
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "bench_milp.py"), "--quick", "--out", str(out)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert data["benchmark"] == "milp" and data["same_solutions"] is True
+    for backend in ("highspy", "scipy"):
+        assert _finite_positive(data["backends"][backend]["ms_per_solve_wall"])
+    assert "Running HiGHS" not in result.stdout  # the banner is silenced
