@@ -427,3 +427,28 @@ def test_cuda(noise):
     assert z.device.type == "cuda" and z.dtype == torch.float64 and z.shape == (5, 4, 10)
     (z * torch.randn(10, device="cuda", dtype=torch.float64)).sum().backward()
     assert t.grad.device.type == "cuda" and torch.isfinite(t.grad).all()
+
+
+@pytest.mark.parametrize("noise", [Gumbel(), SumOfGamma(3), SumOfGamma(3, method="table")])
+@pytest.mark.parametrize("two_sided", [False, True])
+def test_recompute_noise_gives_identical_gradients_and_keeps_no_noise(noise, two_sided):
+    theta = torch.randn(6, 10, generator=torch.Generator().manual_seed(5))
+    g = torch.randn(4, 6, 10, generator=torch.Generator().manual_seed(6))
+    grads, saved = [], []
+    for recompute in (False, True):
+        layer = discograd.imle(TopK(3), noise=noise, target=PerturbedTarget(0.7, two_sided=two_sided), num_samples=4,
+                               generator=torch.Generator().manual_seed(7), recompute_noise=recompute)
+        t = theta.clone().requires_grad_()
+        sizes = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda x: sizes.append(x.numel()) or x, lambda x: x):
+            z = layer(t)
+        (z * g).sum().backward()
+        grads.append(t.grad)
+        saved.append(sum(sizes))
+    assert torch.equal(grads[0], grads[1]) and grads[0].abs().sum() > 0
+    assert saved[0] - saved[1] == 4 * 6 * 10  # the [S, B, n] noise tensor is no longer kept
+
+
+def test_recompute_noise_needs_a_generator():
+    with pytest.raises(ValueError, match="recompute_noise=True needs a generator"):
+        discograd.imle(TopK(2), recompute_noise=True)

@@ -50,12 +50,14 @@ class PerturbAndMAP(torch.nn.Module):
         self.generator = check_generator(generator)
         self.event_dims = event_dims_of(solver) if event_dims is None else check_int(event_dims, "event_dims", minimum=0)
 
-    def sample_noise(self, theta: Tensor) -> Tensor | None:
-        """The noise ``ε`` of shape ``[S, *theta.shape]`` on ``theta``'s device and dtype (``None`` if no noise)."""
+    def sample_noise(self, theta: Tensor, generator: torch.Generator | None = None) -> Tensor | None:
+        """The noise ``ε`` of shape ``[S, *theta.shape]`` on ``theta``'s device and dtype (``None`` if no noise),
+        from ``generator`` (default: the layer's)."""
         if self.noise is None:
             return None
         shape = (1 if self.num_samples is None else self.num_samples, *theta.shape)
-        eps = self.noise.sample(shape, generator=self.generator, device=theta.device, dtype=theta.dtype)
+        generator = self.generator if generator is None else generator
+        eps = self.noise.sample(shape, generator=generator, device=theta.device, dtype=theta.dtype)
         if not isinstance(eps, Tensor) or eps.shape != shape:
             raise ValueError(
                 f"noise.sample returned {getattr(eps, 'shape', type(eps).__name__)}; expected a tensor of shape {shape}"

@@ -44,27 +44,33 @@ class _IMLEFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, theta: Tensor, eps: Tensor | None, layer: "IMLE", args: tuple, kwargs: dict,
-                target_theta: Tensor | None) -> Tensor:
+                target_theta: Tensor | None, noise_state: Tensor | None = None) -> Tensor:
         num_samples = layer.num_samples
         z = layer.perturb_and_solve(theta, eps, args, kwargs)
         ctx.layer = layer
         ctx.args = args
         ctx.kwargs = kwargs
-        ctx.has_eps = eps is not None
+        ctx.has_eps = eps is not None and noise_state is None
+        ctx.noise_state = noise_state  # recompute_noise: the generator's state before ε was drawn
         ctx.has_target_theta = target_theta is not None
         empty = theta.new_empty(0)
-        ctx.save_for_backward(theta.detach(), eps if eps is not None else empty, z,
+        ctx.save_for_backward(theta.detach(), eps if ctx.has_eps else empty, z,
                               target_theta if target_theta is not None else empty)
         return z if num_samples is not None else z[0]
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, None, None, None, None, None]:
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, None, None, None, None, None, None]:
         if not ctx.needs_input_grad[0]:
-            return None, None, None, None, None, None
+            return None, None, None, None, None, None, None
         layer: IMLE = ctx.layer
         theta, eps, z, target_theta = ctx.saved_tensors
-        eps = eps if ctx.has_eps else None
+        if ctx.noise_state is not None:  # draw ε again from the generator state the forward drew it from
+            replay = torch.Generator(device=layer.generator.device)
+            replay.set_state(ctx.noise_state)
+            eps = layer.sample_noise(theta, generator=replay)
+        else:
+            eps = eps if ctx.has_eps else None
         target_theta = target_theta if ctx.has_target_theta else None
         num_samples = layer.num_samples
         grad_z = grad_output if num_samples is not None else grad_output.unsqueeze(0)
@@ -87,7 +93,7 @@ class _IMLEFunction(torch.autograd.Function):
         )
         if layer.warn_zero_gradient and layer._zero_backward_passes is not None:
             layer._count_zero_gradient(gradient, grad_z)
-        return gradient.sum(0), None, None, None, None, None
+        return gradient.sum(0), None, None, None, None, None, None
 
 
 def imle_gradient(
@@ -189,6 +195,10 @@ class IMLE(PerturbAndMAP):
             :class:`~discograd.targets.PerturbedTarget` all returned an all-zero gradient although the loss's
             gradient was not zero: λ·g then moves no MAP state, typically because a loss averaged over many
             entries made ``g`` tiny. ``False`` silences it.
+        recompute_noise: keep only the generator's state from the forward pass and draw ε again in the
+            backward pass instead of keeping the ``[S, *theta.shape]`` noise tensor alive between them (less
+            memory, one more noise draw; the gradients are identical). Needs ``generator``, and a noise
+            object whose draws depend only on the generator's state (all of discograd's do).
 
     Shapes: ``theta`` is ``[*batch, *event]``; the noise has shape ``[S, *theta.shape]`` and is
     sampled on ``theta``'s device in ``theta``'s dtype. The solver is called once per pass on all
@@ -219,9 +229,16 @@ class IMLE(PerturbAndMAP):
         generator: torch.Generator | None = None,
         event_dims: int | None = None,
         warn_zero_gradient: bool = True,
+        recompute_noise: bool = False,
     ) -> None:
         super().__init__(solver, noise=noise, num_samples=num_samples, temperature=temperature,
                          generator=generator, event_dims=event_dims)
+        if not isinstance(recompute_noise, bool):
+            raise TypeError(f"recompute_noise must be a bool; got {type(recompute_noise).__name__}")
+        if recompute_noise and generator is None:
+            raise ValueError("recompute_noise=True needs a generator (the backward pass redraws the noise from the "
+                             "generator's state at the forward pass): pass generator=torch.Generator()...")
+        self.recompute_noise = recompute_noise
         target = PerturbedTarget() if target is None else target
         if not callable(getattr(target, "params", None)):
             raise TypeError(f"target must have a params(theta, grad_z, *, event_dims) method; got {type(target).__name__}")
@@ -258,8 +275,9 @@ class IMLE(PerturbAndMAP):
     def forward(self, theta: Tensor, *args: Any, target_theta: Tensor | None = None, **kwargs: Any) -> Tensor:
         check_theta(theta, "theta", min_dim=max(1, self.event_dims))
         target_theta = self._check_target_theta(theta, target_theta)
+        state = self.generator.get_state() if self.recompute_noise and self.noise is not None else None
         eps = self.sample_noise(theta)
-        return _IMLEFunction.apply(theta, eps, self, args, kwargs, target_theta)
+        return _IMLEFunction.apply(theta, eps, self, args, kwargs, target_theta, state)
 
     def _check_target_theta(self, theta: Tensor, target_theta: Tensor | None) -> Tensor | None:
         uses = bool(getattr(self.target, "uses_target_theta", False))
