@@ -341,8 +341,11 @@ def memory_worker(spec: dict[str, Any]) -> dict[str, Any]:
     noise, solver = SumOfGamma(k), TopK(k)
 
     def step(theta: torch.Tensor, weights: torch.Tensor, s: int) -> None:
-        if spec["mode"] == "imle":
-            layer = discograd.imle(solver, noise=noise, num_samples=s, target=PerturbedTarget(1.0))
+        if spec["mode"] in ("imle", "imle_recompute"):
+            recompute = spec["mode"] == "imle_recompute"
+            layer = discograd.imle(solver, noise=noise, num_samples=s, target=PerturbedTarget(1.0),
+                                   generator=torch.Generator(device=device).manual_seed(spec["seed"]) if recompute else None,
+                                   recompute_noise=recompute)
             imle_step(layer, theta, weights)
         else:
             bare_step(noise, solver, theta, weights, s, device)
@@ -391,7 +394,7 @@ def bench_memory(config: Config, device: torch.device, dtype: torch.dtype, seed:
     for shape in config.memory_shapes:
         noise_bytes = math.prod(shape) * itemsize
         row: dict[str, Any] = {"shape": list(shape), "k": shape[2] // 10, "noise_bytes": noise_bytes}
-        for mode in ("imle", "bare"):
+        for mode in ("imle", "imle_recompute", "bare"):
             spec = {
                 "mode": mode,
                 "shape": list(shape),
@@ -409,7 +412,8 @@ def bench_memory(config: Config, device: torch.device, dtype: torch.dtype, seed:
     return {
         "description": (
             "peak memory of one forward+backward step on [S,B,n] (fresh subprocess each), relative to the "
-            "noise tensor's S*B*n*itemsize; bare = the bare work of imle_overhead, for reference"
+            "noise tensor's S*B*n*itemsize; imle_recompute = with recompute_noise=True (the noise drawn again "
+            "in the backward); bare = the bare work of imle_overhead, for reference"
         ),
         "dtype": str(dtype),
         "method": ", ".join(sorted(methods)),
@@ -471,10 +475,12 @@ def print_report(results: dict[str, Any]) -> None:
     print(f"\n3. Peak memory of one step / noise tensor size ({memory['method']}, {memory['dtype']})")
     mib = 1 << 20
     print(_common.format_table(
-        ["S x B x n", "noise MiB", "imle peak MiB", "imle ratio", "bare peak MiB", "bare ratio"],
+        ["S x B x n", "noise MiB", "imle peak MiB", "imle ratio", "recompute_noise ratio", "bare peak MiB",
+         "bare ratio"],
         [
             ["x".join(map(str, r["shape"])), r["noise_bytes"] / mib,
              None if r["imle_peak_bytes"] is None else r["imle_peak_bytes"] / mib, r["imle_ratio"],
+             r["imle_recompute_ratio"],
              None if r["bare_peak_bytes"] is None else r["bare_peak_bytes"] / mib, r["bare_ratio"]]
             for r in memory["rows"]
         ],

@@ -51,7 +51,7 @@ def test_bench_core_quick(tmp_path):
     assert memory["rows"]
     for row in memory["rows"]:
         assert _finite_positive(row["noise_bytes"])
-        for key in ("imle_ratio", "bare_ratio"):
+        for key in ("imle_ratio", "imle_recompute_ratio", "bare_ratio"):
             # the CPU peak comes from /proc/self/status: Linux only
             if sys.platform == "linux" or row[key] is not None:
                 assert _finite_positive(row[key]), (key, row[key])
