@@ -452,3 +452,17 @@ def test_recompute_noise_gives_identical_gradients_and_keeps_no_noise(noise, two
 def test_recompute_noise_needs_a_generator():
     with pytest.raises(ValueError, match="recompute_noise=True needs a generator"):
         discograd.imle(TopK(2), recompute_noise=True)
+
+
+def test_recompute_noise_with_the_adaptive_target():
+    """AdaptiveTarget reads the noise's norm (its λ floor): the redrawn noise gives the same gradient."""
+    theta = torch.zeros(3, 8)  # at θ = 0 the floor decides λ
+    g = torch.randn(2, 3, 8, generator=torch.Generator().manual_seed(1))
+    grads = []
+    for recompute in (False, True):
+        layer = discograd.imle(TopK(2), noise=SumOfGamma(2), target=discograd.AdaptiveTarget(initial_beta=1.0),
+                               num_samples=2, generator=torch.Generator().manual_seed(2), recompute_noise=recompute)
+        t = theta.clone().requires_grad_()
+        (layer(t) * g).sum().backward()
+        grads.append(t.grad)
+    assert torch.equal(grads[0], grads[1]) and grads[0].abs().sum() > 0

@@ -65,10 +65,15 @@ class _IMLEFunction(torch.autograd.Function):
             return None, None, None, None, None, None, None
         layer: IMLE = ctx.layer
         theta, eps, z, target_theta = ctx.saved_tensors
-        if ctx.noise_state is not None:  # draw ε again from the generator state the forward drew it from
-            replay = torch.Generator(device=layer.generator.device)
-            replay.set_state(ctx.noise_state)
-            eps = layer.sample_noise(theta, generator=replay)
+        if ctx.noise_state is not None:
+            # draw ε again, from the generator state the forward drew it from, each time it is needed: it is
+            # then never alive next to the target's θ' and the solver's output at once
+            noise_state = ctx.noise_state
+
+            def eps() -> Tensor:
+                replay = torch.Generator(device=layer.generator.device)
+                replay.set_state(noise_state)
+                return layer.sample_noise(theta, generator=replay)
         else:
             eps = eps if ctx.has_eps else None
         target_theta = target_theta if ctx.has_target_theta else None
@@ -101,7 +106,7 @@ def imle_gradient(
     theta: Tensor,
     z: Tensor,
     grad_z: Tensor,
-    eps: Tensor | None,
+    eps: Tensor | Callable[[], Tensor] | None,
     target: Target,
     *,
     args: tuple = (),
@@ -115,7 +120,8 @@ def imle_gradient(
 ) -> Tensor:
     """The per-sample I-MLE gradient ``[S, *theta.shape]`` (before the sum over samples).
 
-    ``z`` and ``grad_z`` have shape ``[S, *theta.shape]``; ``eps`` too, or ``None`` for no noise.
+    ``z`` and ``grad_z`` have shape ``[S, *theta.shape]``; ``eps`` too, or ``None`` for no noise, or a
+    function returning a fresh copy of it (called each time the noise is needed, so that it is not kept).
     ``target_theta`` (``theta``'s shape) goes to targets that use it (:class:`~discograd.targets.KnownTarget`).
     Targets with ``uses_noise_norm = True`` (:class:`~discograd.targets.AdaptiveTarget`) also get
     ``noise_norm``: the per-instance norm ``‖τ ε_s‖`` of the forward perturbation (``noise_temperature`` is τ),
@@ -127,14 +133,17 @@ def imle_gradient(
     extra: dict[str, Any] = {}
     if target_theta is not None:
         extra["target_theta"] = target_theta
+    def noise() -> Tensor:
+        return eps() if callable(eps) else eps
+
     if getattr(target, "uses_noise_norm", False):
-        extra["noise_norm"] = None if eps is None else instance_norm(eps, event_dims).mul_(noise_temperature)
+        extra["noise_norm"] = None if eps is None else instance_norm(noise(), event_dims).mul_(noise_temperature)
     params = target.params(theta_s, grad_z, event_dims=event_dims, **extra)
 
     def solve(x: Tensor) -> Tensor:
         # x is a fresh tensor from the target (TargetParams' contract), so the noise is added in place
         if eps is not None and target_temperature != 0.0:
-            x.add_(eps, alpha=target_temperature)
+            x.add_(noise(), alpha=target_temperature)
         return solve_samples(solver, x, args, kwargs, num_samples=num_samples, event_dims=event_dims)
 
     # drop each target-side buffer as soon as it has been solved, and reuse z_minus for the difference
