@@ -158,3 +158,13 @@ def test_slow_tables_are_cached_on_disk_and_a_corrupt_file_is_rebuilt(tmp_path, 
     with pytest.warns(RuntimeWarning, match=r"cached Sum-of-Gamma quantile table .* is corrupt; rebuilding"):
         rebuilt = q.quantile_table(7, 10)
     assert np.array_equal(rebuilt, table) and np.array_equal(np.load(path), table)
+
+
+def test_cpu_blocks_do_not_change_the_draws():
+    """The CPU sampler transforms its uniforms block by block; the result equals the whole-tensor transform."""
+    noise = SumOfGamma(6, temperature=0.5, num_terms=10, method="table")
+    shape = (3, 50_001)  # several blocks and a ragged last one
+    u = torch.rand(shape, generator=torch.Generator().manual_seed(4))
+    expected = (noise._log_x(u).exp() - math.log(10)) * (0.5 / 6)
+    drawn = noise.sample(shape, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(drawn, expected)

@@ -54,6 +54,7 @@ METHODS = ("gamma", "table")
 
 _BLOCK = 1 << 16  # entries per independently seeded CPU block
 _CUDA_CHUNK = 1 << 24  # entries of Gamma draws in flight per device call
+_TABLE_BLOCK = 1 << 15  # entries per in-cache block of the inverse-CDF sampler (CPU)
 
 _pool: ThreadPoolExecutor | None = None
 _pool_key: tuple[int, int] | None = None  # (process id, number of workers)
@@ -190,18 +191,28 @@ class SumOfGamma:
     # -- inverse CDF from the quantile table ------------------------------------------------------
     def _sample_table(self, shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device,
                       dtype: torch.dtype) -> Tensor:
-        u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
-        log_x = self._log_x(u)
-        return log_x.exp_().sub_(math.log(self.num_terms)).mul_(self.temperature / self.k)
+        out = torch.rand(shape, generator=generator, device=device, dtype=dtype)
+        flat = out.view(-1)
+        # on the CPU, the dozen elementwise passes run block by block in cache (1.5x faster than whole-tensor
+        # passes at 10^7 entries); every entry is transformed alone, so the blocks do not change the result
+        block = _TABLE_BLOCK if device.type == "cpu" else max(1, flat.numel())
+        shift, scale = math.log(self.num_terms), self.temperature / self.k
+        for lo in range(0, flat.numel(), block):
+            self._log_x_(flat[lo:lo + block]).exp_().sub_(shift).mul_(scale)
+        return out
 
     def _log_x(self, u: Tensor) -> Tensor:
-        """``log X`` for uniforms ``u`` (X = Σ_i G_i, the inverse CDF from the table); overwrites nothing."""
+        """``log X`` for uniforms ``u`` (``X = Σ_i G_i``, by the inverse CDF from the table), as a new tensor."""
+        return self._log_x_(u.clone())
+
+    def _log_x_(self, u: Tensor) -> Tensor:
+        """``_log_x`` in place: overwrites and returns ``u``."""
         offset, slope = _table_tensors(self.k, self.num_terms, u.device, u.dtype)
         # position in the table: t = logit(u) mapped to [0, N − 1]; beyond it the end segments extrapolate
-        pos = torch.logit(u).sub_(-TABLE_LOGIT_RANGE).mul_((TABLE_NODES - 1) / (2 * TABLE_LOGIT_RANGE))
+        pos = torch.logit(u, out=u).sub_(-TABLE_LOGIT_RANGE).mul_((TABLE_NODES - 1) / (2 * TABLE_LOGIT_RANGE))
         index = pos.floor().clamp_(0, TABLE_NODES - 2).long()
         # log x = offset[i] + slope[i] · pos: the line through the segment's two nodes
-        return torch.take(slope, index).mul_(pos).add_(torch.take(offset, index))
+        return pos.mul_(torch.take(slope, index)).add_(torch.take(offset, index))
 
     # -- other devices: torch's Gamma kernel, chunks of terms ----------------------------------
     def _sample_device(
