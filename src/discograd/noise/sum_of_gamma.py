@@ -210,7 +210,7 @@ class SumOfGamma:
         offset, slope = _table_tensors(self.k, self.num_terms, u.device, u.dtype)
         # position in the table: t = logit(u) mapped to [0, N − 1]; beyond it the end segments extrapolate
         pos = torch.logit(u, out=u).sub_(-TABLE_LOGIT_RANGE).mul_((TABLE_NODES - 1) / (2 * TABLE_LOGIT_RANGE))
-        index = pos.floor().clamp_(0, TABLE_NODES - 2).long()
+        index = pos.clamp(0, TABLE_NODES - 2).long()  # truncation = floor on [0, N − 2]
         # log x = offset[i] + slope[i] · pos: the line through the segment's two nodes
         return pos.mul_(torch.take(slope, index)).add_(torch.take(offset, index))
 
