@@ -44,7 +44,7 @@ def test_docs_python_blocks_run_and_print_what_they_say():
 
 
 def _shell_commands():
-    """Every ``discograd ...`` command line in a code block of the README or a docs page (backslash
+    """Every ``discograd ...`` (or ``... -m discograd ...``) command line in a code block of the README or a docs page (backslash
     continuations joined, comments dropped)."""
     found = []
     for page in [README, *DOCS]:
@@ -59,6 +59,8 @@ def _shell_commands():
                 else:
                     if "&& .venv/bin/discograd " in line:
                         found.append((page.name, line.split("&& .venv/bin/discograd ", 1)[1]))
+                    elif " -m discograd " in line:  # python -m discograd, torchrun ... -m discograd
+                        found.append((page.name, line.split(" -m discograd ", 1)[1]))
     return found
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .. import distributed
 from .._validation import check_non_negative, check_positive
 from .base import TargetParams, instance_norm
 
@@ -15,9 +16,13 @@ __all__ = ["AdaptiveTarget"]
 NORMS = ("instance", "batch")
 
 
-def _total(norms: Tensor) -> Tensor:
-    """The norm of the whole tensor from its per-instance norms, as a tensor of ``norms``' rank."""
-    return norms.square().sum().sqrt().reshape((1,) * norms.dim())
+def _total(norms: Tensor, across_ranks: bool = False) -> Tensor:
+    """The norm of the whole tensor from its per-instance norms, as a tensor of ``norms``' rank (over every
+    rank's shard with ``across_ranks``)."""
+    squares = norms.square().sum()
+    if across_ranks:
+        squares = distributed.all_reduce_sum(squares)
+    return squares.sqrt().reshape((1,) * norms.dim())
 
 
 class AdaptiveTarget:
@@ -51,6 +56,11 @@ class AdaptiveTarget:
     S > 1 its θ' uses ``‖θ‖`` of θ repeated S times while it divides by λ computed from the unrepeated θ (a
     factor √S); we use the same λ for both. For one sample the gradients agree up to the sum/mean factor.
 
+    **Data parallelism.** Under ``torch.distributed`` (each rank holding a shard of the batch) the count of
+    non-zero entries is averaged over every rank's instances (an all-reduce per backward pass), and with
+    ``norm="batch"`` the norms are over the whole batch, so β and the running average stay identical on every
+    rank and equal what one process computes on the whole batch. ``distributed=False`` keeps them per rank.
+
     The state (β, the running average and the number of updates) belongs to this object:
     ``state_dict()``, ``load_state_dict()`` and ``reset()``. An :class:`~discograd.IMLE` layer includes
     it in the module's own ``state_dict``.
@@ -67,6 +77,8 @@ class AdaptiveTarget:
         norm: ``"instance"`` (default) or ``"batch"`` (torch-adaptive-imle's).
         initial_running_nonzeros: the running average before the first pass (``None``: the first count;
             torch-adaptive-imle starts it at 1).
+        distributed: share the statistics across ``torch.distributed`` ranks when a process group is
+            initialised (``True``, default) or keep them per rank (``False``).
     """
 
     def __init__(
@@ -79,6 +91,7 @@ class AdaptiveTarget:
         min_relative_norm: float = 0.1,
         norm: str = "instance",
         initial_running_nonzeros: float | None = None,
+        distributed: bool = True,
     ) -> None:
         self.target_nonzeros = check_positive(target_nonzeros, "target_nonzeros")
         self.update_step = check_non_negative(update_step, "update_step")
@@ -94,6 +107,9 @@ class AdaptiveTarget:
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}; got {norm!r}")
         self.norm = norm
+        if not isinstance(distributed, bool):
+            raise TypeError(f"distributed must be a bool; got {type(distributed).__name__}")
+        self.distributed = distributed
         self.initial_running_nonzeros = (None if initial_running_nonzeros is None
                                          else check_non_negative(initial_running_nonzeros, "initial_running_nonzeros"))
         self.reset()
@@ -136,8 +152,9 @@ class AdaptiveTarget:
         theta_norm = instance_norm(theta, event_dims)
         grad_norm = instance_norm(grad_z, event_dims)
         if self.norm == "batch":
-            theta_norm, grad_norm = _total(theta_norm), _total(grad_norm)
-            noise_norm = None if noise_norm is None else _total(noise_norm)
+            shared = self._shared()
+            theta_norm, grad_norm = _total(theta_norm, shared), _total(grad_norm, shared)
+            noise_norm = None if noise_norm is None else _total(noise_norm, shared)
         if noise_norm is not None and self.min_relative_norm > 0:
             theta_norm = torch.maximum(theta_norm, noise_norm.to(theta_norm.dtype) * self.min_relative_norm)
         ratio = theta_norm / grad_norm.clamp_min(torch.finfo(grad_z.dtype).tiny)
@@ -154,11 +171,17 @@ class AdaptiveTarget:
     def observe(self, gradient: Tensor, *, event_dims: int) -> None:
         """Update the running average of non-zero entries and β from one per-sample gradient."""
         if event_dims == 0:
-            count = (gradient != 0).to(torch.float32).mean()
+            counts = (gradient != 0).to(torch.float32)
         else:
             flat = gradient.reshape(*gradient.shape[: gradient.dim() - event_dims], -1)
-            count = (flat != 0).sum(-1).to(torch.float32).mean()
-        current = float(count)
+            counts = (flat != 0).sum(-1).to(torch.float32)
+        if self._shared():  # the mean over every rank's instances: sum and number, all-reduced together
+            totals = distributed.all_reduce_sum(torch.stack([counts.double().sum(),
+                                                             torch.tensor(float(counts.numel()), dtype=torch.float64,
+                                                                          device=counts.device)]))
+            current = float(totals[0] / totals[1].clamp_min(1.0))
+        else:
+            current = float(counts.mean())
         if self.running_nonzeros is None:
             self.running_nonzeros = current
         else:
@@ -168,6 +191,9 @@ class AdaptiveTarget:
         elif self.running_nonzeros > self.target_nonzeros:
             self.beta = max(0.0, self.beta - self.update_step)
         self.num_updates += 1
+
+    def _shared(self) -> bool:
+        return self.distributed and distributed.is_distributed()
 
     def __repr__(self) -> str:
         return (

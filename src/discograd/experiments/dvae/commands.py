@@ -9,13 +9,22 @@ Wiring into an argparse CLI (two lines)::
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .._cli import add_dataclass_options, announce_run, apply_options, check_threads, reused_message
+from .._cli import (
+    add_dataclass_options,
+    add_executor_options,
+    add_run_options,
+    announce_run,
+    apply_options,
+    check_threads,
+    executor_options,
+    reused_message,
+    run_command,
+)
 
 __all__ = ["OPTION_HELP", "add_dvae_commands", "run_dvae_command"]
 
@@ -74,13 +83,7 @@ def _add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] =
 
 
 def _add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:
-    parser.add_argument("--quick", action="store_true",
-                        help="the smoke-test preset: 3 epochs on 300 training images (seconds); other options still "
-                             "override it")
-    parser.add_argument("--out", type=Path, default=None, help=f"run folder (default: {default_out})")
-    parser.add_argument("--num-threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNGs (no matplotlib needed)")
+    add_run_options(parser, default_out, "the smoke-test preset: 3 epochs on 300 training images (seconds)")
 
 
 def add_dvae_commands(subparsers: Any) -> None:
@@ -116,6 +119,7 @@ def add_dvae_commands(subparsers: Any) -> None:
     compare.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="SEED",
                          help="training seeds (default: 0 1 2)")
     _add_run_options(compare, "runs/dvae-compare")
+    add_executor_options(compare)
     _add_config_options(compare, skip=("method", "seed"))
     compare.set_defaults(dvae_handler=_run_compare)
 
@@ -161,7 +165,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else Path("runs") / ("dvae-compare" + ("-quick" if args.quick else ""))
     start = time.perf_counter()
     results = run_compare(list(args.methods), list(args.seeds), replace(config, method=args.methods[0]), out,
-                          progress=not args.no_progress, plot=not args.no_plot, num_threads=args.num_threads)
+                          progress=not args.no_progress, plot=not args.no_plot, num_threads=args.num_threads,
+                          **executor_options(args))
     print(format_compare(results))
     print(f"\nwrote {out}/ (compare.md, compare.csv, runs.csv, compare.json{'' if args.no_plot else ', compare.png'}, "
           f"one folder per run) in {time.perf_counter() - start:.0f} s")
@@ -172,12 +177,4 @@ def run_dvae_command(args: argparse.Namespace) -> int:
     """Run a command registered by :func:`add_dvae_commands`; returns the exit status (2 for a bad option,
     130 when interrupted: rerun the same command to resume)."""
     name = f"dvae {getattr(args, 'dvae_command', '')}".strip()
-    try:
-        return args.dvae_handler(args)
-    except (ValueError, ImportError) as exc:
-        print(f"discograd {name}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\ndiscograd {name}: interrupted; run the same command again to resume from the last finished epoch",
-              file=sys.stderr)
-        return 130
+    return run_command(name, args.dvae_handler, args)

@@ -24,18 +24,10 @@ import numpy as np
 import torch
 
 from .._format import mean_std_cell, over_seeds
-from .._io import (
-    atomic_write_text,
-    check_resume_threads,
-    environment_info,
-    load_checkpoint,
-    open_run_folder,
-    pyplot,
-    save_checkpoint,
-    save_figure,
-    write_json,
-    write_jsonl,
-)
+from .._io import atomic_write_text, environment_info, pyplot, save_figure, write_json
+from ..executors import RunTask, run_tasks
+from ..harness import RunFolder, Trainer, torch_threads
+from ..harness import train as harness_train
 from .data import DATASETS, BinaryImages, load_digits_binary, load_mnist_binary
 from .model import (
     INITS,
@@ -290,171 +282,115 @@ def run_dvae(config: DVAEConfig, out_dir: str | os.PathLike | None = None, *, da
     """
     config.validate()
     config = config.resolved()
-    previous = torch.get_num_threads()
-    if num_threads is not None:
-        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-            raise ValueError(f"num_threads must be an integer >= 1; got {num_threads!r}")
-        torch.set_num_threads(num_threads)
-    try:
+    with torch_threads(num_threads):
         return _run(config, None if out_dir is None else Path(out_dir), data, progress, plot, stop_after_epochs,
                     bar_position)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _run(config: DVAEConfig, out: Path | None, data: BinaryImages | None, progress: bool, plot: bool,
          stop_after_epochs: int | None, bar_position: int) -> dict[str, Any]:
-    config_dict = asdict(config)
-    checkpoint_path = None if out is None else out / "checkpoints" / "last.pt"
-    if out is not None:
-        finished = open_run_folder(out, config_dict, finished_ok=stop_after_epochs is None)
+    folder = None if out is None else RunFolder(out, asdict(config))
+    if folder is not None:
+        finished = folder.open(finished_ok=stop_after_epochs is None)
         if finished is not None:
             return finished
     data = load_data(config) if data is None else data
-    train = data.train if config.num_train is None else data.train[:config.num_train]
-    test = data.test
-    kind, n, k = config.kind, config.n, config.subset_k
-    method_index = METHODS.index(config.method)
+    return harness_train(_DVAETrainer(config, data), folder, config.epochs, stop_after_epochs=stop_after_epochs,
+                         progress=progress, plot=plot, bar_position=bar_position)
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_derived_seed(config.seed, 0, method_index))
-        model = DiscreteVAE(data.num_pixels, config.groups, n, config.hidden, init=config.init)
-    generator = torch.Generator().manual_seed(_derived_seed(config.seed, 2, method_index))
-    settings = config.estimator_settings()  # its relaxation τ is set every epoch (the annealing schedule)
-    estimator = build_estimator(settings, generator)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    history: list[dict[str, Any]] = []
-    start_epoch = 1
-    if checkpoint_path is not None and checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path, map_location="cpu")
-        check_resume_threads(state, out)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        if estimator.layer is not None and state.get("layer") is not None:
-            estimator.layer.load_state_dict(state["layer"])
-        history = list(state["history"])
-        start_epoch = int(state["epoch"]) + 1
 
-    def test_metrics(epoch: int) -> dict[str, float]:
+class _DVAETrainer(Trainer):
+    """One discrete VAE for :func:`~discograd.experiments.harness.train`: Adam, the relaxation temperature
+    annealed per epoch, the test metrics every ``eval_every`` epochs and after the last."""
+
+    def __init__(self, config: DVAEConfig, data: BinaryImages) -> None:
+        self.config, self.data = config, data
+        self.train = data.train if config.num_train is None else data.train[:config.num_train]
+        self.test = data.test
+        method_index = METHODS.index(config.method)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_derived_seed(config.seed, 0, method_index))
+            self.model = DiscreteVAE(data.num_pixels, config.groups, config.n, config.hidden, init=config.init)
+        self.generator = torch.Generator().manual_seed(_derived_seed(config.seed, 2, method_index))
+        self.settings = config.estimator_settings()  # its relaxation τ is set every epoch (the annealing schedule)
+        self.estimator = build_estimator(self.settings, self.generator)
+        self.layer = self.estimator.layer
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
+        self.num_batches = -(-len(self.train) // config.batch_size)
+        self.desc = f"dvae {config.method} s{config.seed}"
+
+    def train_epoch(self, epoch: int, on_batch: Any) -> dict[str, Any]:
+        config, train, model = self.config, self.train, self.model
+        kind, k = config.kind, config.subset_k
+        self.settings.relaxation_temperature = config.relaxation_temperature_at(epoch)
+        model.train()
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(_derived_seed(config.seed, 1, epoch)))
+        total = 0.0
+        for b in range(self.num_batches):
+            x = train[order[b * config.batch_size:(b + 1) * config.batch_size]]
+            theta = model.encode(x)
+            reconstruction = self.estimator.loss(model, theta, x)  # [S, B]
+            kl = training_kl(theta, kind, k, config.train_kl)  # [B]
+            self.optimizer.zero_grad(set_to_none=True)
+            # "mean" (the original): each sample's upstream gradient is 1/(S·B) of its own; "sum": its own
+            training_loss(reconstruction, kl, config.loss_reduction).backward()
+            self.optimizer.step()
+            loss = float((reconstruction.detach().mean(0) + kl.detach()).mean())
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"{config.method}: the training loss became {loss} in epoch {epoch}")
+            total += loss * len(x)
+            on_batch(loss)
+        return {"train_loss": total / len(train)}
+
+    def evaluate(self, epoch: int, on_batch: Any) -> dict[str, Any]:
+        config = self.config
+        if epoch != 0 and epoch % config.eval_every != 0 and epoch != config.epochs:
+            return {}
         g = torch.Generator().manual_seed(_derived_seed(config.seed, 3, epoch))
-        values = evaluate(model, test, kind, k, config.eval_samples, config.eval_batch_size, g,
-                          settings=config.estimator_settings(epoch))
+        values = evaluate(self.model, self.test, config.kind, config.subset_k, config.eval_samples,
+                          config.eval_batch_size, g, settings=config.estimator_settings(epoch))
         return {f"test_{name}": values[name] for name in METRICS}
 
-    num_batches = -(-len(train) // config.batch_size)
-    bars = _Bars(progress, config, start_epoch, num_batches, bar_position)
-    try:
-        if not history:
-            history.append({"epoch": 0, "train_loss": None, "train_seconds": 0.0, **test_metrics(0)})
-            if out is not None:
-                write_jsonl(out / "metrics.jsonl", history)
-        for epoch in range(start_epoch, config.epochs + 1):
-            if stop_after_epochs is not None and epoch > stop_after_epochs:
-                break
-            bars.start_epoch(epoch)
-            settings.relaxation_temperature = config.relaxation_temperature_at(epoch)
-            model.train()
-            started = time.perf_counter()
-            order = torch.randperm(len(train), generator=torch.Generator().manual_seed(_derived_seed(config.seed, 1, epoch)))
-            total = 0.0
-            for b in range(num_batches):
-                x = train[order[b * config.batch_size:(b + 1) * config.batch_size]]
-                theta = model.encode(x)
-                reconstruction = estimator.loss(model, theta, x)  # [S, B]
-                kl = training_kl(theta, kind, k, config.train_kl)  # [B]
-                optimizer.zero_grad(set_to_none=True)
-                # "mean" (the original): each sample's upstream gradient is 1/(S·B) of its own; "sum": its own
-                training_loss(reconstruction, kl, config.loss_reduction).backward()
-                optimizer.step()
-                loss = float((reconstruction.detach().mean(0) + kl.detach()).mean())
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"{config.method}: the training loss became {loss} in epoch {epoch}")
-                total += loss * len(x)
-                bars.batch_done(loss)
-            row = {"epoch": epoch, "train_loss": total / len(train), "train_seconds": time.perf_counter() - started}
-            if epoch % config.eval_every == 0 or epoch == config.epochs:
-                row.update(test_metrics(epoch))
-            if config.method in RELAXATION_METHODS:
-                row["relaxation_temperature"] = settings.relaxation_temperature
-            if estimator.layer is not None and hasattr(getattr(estimator.layer, "target", None), "beta"):
-                row["aimle_beta"] = float(estimator.layer.target.beta)
-            history.append(row)
-            bars.epoch_done(row)
-            if out is not None:
-                save_checkpoint(checkpoint_path, {
-                    "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "generator": generator.get_state(),
-                    "layer": None if estimator.layer is None else estimator.layer.state_dict(),
-                    "history": history, "config": config_dict, "num_threads": torch.get_num_threads(),
-                })
-                write_jsonl(out / "metrics.jsonl", history)
-    finally:
-        bars.close()
+    def epoch_extras(self) -> dict[str, Any]:
+        row: dict[str, Any] = {}
+        if self.config.method in RELAXATION_METHODS:
+            row["relaxation_temperature"] = self.settings.relaxation_temperature
+        layer = self.estimator.layer
+        if layer is not None and hasattr(getattr(layer, "target", None), "beta"):
+            row["aimle_beta"] = float(layer.target.beta)
+        return row
 
-    last = history[-1]
-    evaluated = next(row for row in reversed(history) if "test_nelbo" in row)
-    final = {
-        "method": config.method, "latent": kind, "seed": config.seed, "epochs_done": last["epoch"],
-        "epochs": config.epochs, "evaluated_epoch": evaluated["epoch"],
-        "test": {name: evaluated[f"test_{name}"] for name in METRICS},
-        "metrics": dict(METRIC_DESCRIPTIONS),
-        "model": {"encoder": [data.num_pixels, *config.hidden, config.groups * n],
-                  "decoder": [config.groups * n, *reversed(config.hidden), data.num_pixels], "init": config.init},
-        "train_seconds": sum(row["train_seconds"] for row in history),
-        "data": {"source": data.source, "num_train": len(train), "num_test": len(test)},
-        "config": config_dict, "environment": environment_info(),
-    }
-    if out is not None and last["epoch"] == config.epochs:
-        write_json(out / "final.json", final)
-        if plot:
-            title = f"{config.method}, seed {config.seed}"
-            plot_curves(history, out / "curves.png", title=title)
-            g = torch.Generator().manual_seed(_derived_seed(config.seed, 4))
-            plot_reconstructions(model, test[:10], data.height, data.width, kind, k, out / "reconstructions.png", g,
-                                 title=title)
-            plot_samples(model, data.height, data.width, kind, k, out / "samples.png", g, title=title)
-    return final
+    def postfix(self, row: dict[str, Any]) -> dict[str, str]:
+        if "test_nelbo" not in row:
+            return {}
+        return {"test_original": f"{row['test_original_loss']:.2f}", "test_nelbo": f"{row['test_nelbo']:.2f}"}
 
+    def final(self, history: list[dict[str, Any]]) -> dict[str, Any]:
+        config, data = self.config, self.data
+        last = history[-1]
+        evaluated = next(row for row in reversed(history) if "test_nelbo" in row)
+        return {
+            "method": config.method, "latent": config.kind, "seed": config.seed, "epochs_done": last["epoch"],
+            "epochs": config.epochs, "evaluated_epoch": evaluated["epoch"],
+            "test": {name: evaluated[f"test_{name}"] for name in METRICS},
+            "metrics": dict(METRIC_DESCRIPTIONS),
+            "model": {"encoder": [data.num_pixels, *config.hidden, config.groups * config.n],
+                      "decoder": [config.groups * config.n, *reversed(config.hidden), data.num_pixels],
+                      "init": config.init},
+            "train_seconds": sum(row["train_seconds"] for row in history),
+            "data": {"source": data.source, "num_train": len(self.train), "num_test": len(self.test)},
+            "config": asdict(config), "environment": environment_info(),
+        }
 
-class _Bars:
-    """An epoch bar and a batch bar (tqdm), or nothing."""
-
-    def __init__(self, enabled: bool, config: DVAEConfig, start_epoch: int, num_batches: int, position: int) -> None:
-        self.batches = self.epochs = None
-        self.enabled = enabled
-        if not enabled:
-            return
-        from tqdm.auto import tqdm
-
-        self._tqdm, self.num_batches, self.position = tqdm, num_batches, position
-        self.epochs = tqdm(total=config.epochs, initial=start_epoch - 1, desc=f"dvae {config.method} s{config.seed}",
-                           unit="epoch", position=position, leave=position == 0)
-
-    def start_epoch(self, epoch: int) -> None:
-        if self.enabled:
-            if self.batches is not None:
-                self.batches.close()
-            self.batches = self._tqdm(total=self.num_batches, desc=f"epoch {epoch}", unit="batch", leave=False,
-                                      position=self.position + 1)
-
-    def batch_done(self, loss: float) -> None:
-        if self.batches is not None:
-            self.batches.update(1)
-            self.batches.set_postfix(loss=f"{loss:.4g}", refresh=False)
-
-    def epoch_done(self, row: dict[str, Any]) -> None:
-        if self.epochs is not None:
-            self.epochs.update(1)
-            if "test_nelbo" in row:
-                self.epochs.set_postfix(test_original=f"{row['test_original_loss']:.2f}",
-                                        test_nelbo=f"{row['test_nelbo']:.2f}")
-
-    def close(self) -> None:
-        for bar in (self.batches, self.epochs):
-            if bar is not None:
-                bar.close()
-        self.batches = self.epochs = None
+    def plot(self, out: Path, history: list[dict[str, Any]]) -> None:
+        config, data = self.config, self.data
+        title = f"{config.method}, seed {config.seed}"
+        plot_curves(history, out / "curves.png", title=title)
+        g = torch.Generator().manual_seed(_derived_seed(config.seed, 4))
+        plot_reconstructions(self.model, self.test[:10], data.height, data.width, config.kind, config.subset_k,
+                             out / "reconstructions.png", g, title=title)
+        plot_samples(self.model, data.height, data.width, config.kind, config.subset_k, out / "samples.png", g,
+                     title=title)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -537,9 +473,12 @@ def plot_samples(model: DiscreteVAE, height: int, width: int, kind: str, k: int,
 
 def run_compare(methods: list[str], seeds: list[int], config: DVAEConfig, out_dir: str | os.PathLike, *,
                 progress: bool = True, plot: bool = True, num_threads: int | None = None,
-                data: BinaryImages | None = None) -> dict[str, Any]:
+                data: BinaryImages | None = None, executor: str = "local", ray_address: str | None = None,
+                ray_num_cpus: int | None = None) -> dict[str, Any]:
     """Train every method with every seed (``<out>/<method>/seed<seed>/``, each resumable) and write
-    ``compare.md``, ``compare.csv``, ``runs.csv``, ``compare.json`` and (with ``plot``) ``compare.png``."""
+    ``compare.md``, ``compare.csv``, ``runs.csv``, ``compare.json`` and (with ``plot``) ``compare.png``.
+    ``executor``: ``"local"`` (the runs share ``data``) or ``"ray"`` (one Ray task per run, each loading its own
+    data; :mod:`discograd.experiments.executors`)."""
     if not methods:
         raise ValueError("methods must list at least one method")
     if not seeds:
@@ -552,25 +491,16 @@ def run_compare(methods: list[str], seeds: list[int], config: DVAEConfig, out_di
     configs = [replace(config, method=m, seed=s) for m in methods for s in seeds]
     for c in configs:
         c.validate()
-    if data is None:
+    if executor != "local" and data is not None:
+        raise ValueError("data (in memory) can only be shared by local runs; with the ray executor every task loads "
+                         "its own")
+    if data is None and executor == "local":
         data = load_data(config)
-    runs = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(configs), desc="dvae compare", unit="run", position=0)
     started = time.perf_counter()
-    try:
-        for c in configs:
-            final = run_dvae(c, out / c.method / f"seed{c.seed}", data=data, progress=progress, plot=plot,
-                             num_threads=num_threads, bar_position=1)
-            runs.append(final)
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    tasks = [RunTask("dvae", asdict(c), str(out / c.method / f"seed{c.seed}"), num_threads=num_threads,
+                     options={"plot": plot}, label=f"{c.method} seed {c.seed}") for c in configs]
+    runs = run_tasks(tasks, executor, ray_address=ray_address, ray_num_cpus=ray_num_cpus,
+                     data_for=lambda task: data, progress=progress, desc="dvae compare")
     rows = []
     for method in methods:
         finals = [r for r in runs if r["method"] == method]

@@ -9,12 +9,21 @@ Wiring into the ``discograd`` argparse CLI (two lines)::
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from .._cli import add_dataclass_options, announce_run, apply_options, check_threads, reused_message
+from .._cli import (
+    add_dataclass_options,
+    add_executor_options,
+    add_run_options,
+    announce_run,
+    apply_options,
+    check_threads,
+    executor_options,
+    reused_message,
+    run_command,
+)
 
 __all__ = ["OPTION_HELP", "add_l2x_commands", "run_l2x_command"]
 
@@ -80,14 +89,9 @@ def _add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] =
 
 
 def _add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:
-    parser.add_argument("--quick", action="store_true",
-                        help="the smoke-test preset (600/100/100 instances, 2 epochs, small networks; seconds); other "
-                             "options still override it")
-    parser.add_argument("--out", type=Path, default=None, help=f"run folder (default: {default_out})")
-    parser.add_argument("--num-threads", type=int, default=1,
-                        help="torch threads (default: 1; these networks are small, more threads mostly contend)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNGs (no matplotlib needed)")
+    add_run_options(parser, default_out, "the smoke-test preset (600/100/100 instances, 2 epochs, small networks; "
+                    "seconds)", threads_default=1,
+                    threads_help="torch threads (default: 1; these networks are small, more threads mostly contend)")
 
 
 def add_l2x_commands(subparsers: Any) -> None:
@@ -124,6 +128,7 @@ def add_l2x_commands(subparsers: Any) -> None:
     compare.add_argument("--ks", nargs="+", type=int, default=None, metavar="K",
                          help="subset sizes (default: --k, or the task's default; the paper: 5 10 15)")
     _add_run_options(compare, "runs/l2x-compare-<task>")
+    add_executor_options(compare)
     _add_config_options(compare, skip=("method", "seed"))
     compare.set_defaults(l2x_handler=_run_compare)
 
@@ -169,7 +174,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         f"l2x-compare-{config.task}" + ("-quick" if args.quick else ""))
     start = time.perf_counter()
     results = run_compare(args.methods, args.seeds, config, out, ks=args.ks, progress=not args.no_progress,
-                          plot=not args.no_plot, num_threads=args.num_threads)
+                          plot=not args.no_plot, num_threads=args.num_threads, **executor_options(args))
     print(format_compare(results))
     print(f"\nwrote {out}/ (compare.md, compare.csv, runs.csv, compare.json{'' if args.no_plot else ', compare.png'}, "
           f"one folder per run) in {time.perf_counter() - start:.1f} s")
@@ -180,12 +185,4 @@ def run_l2x_command(args: argparse.Namespace) -> int:
     """Run a command registered by :func:`add_l2x_commands`; returns the exit status (2 for a bad option or a
     missing file, 130 when interrupted: rerun the same command to resume)."""
     name = f"l2x {getattr(args, 'l2x_command', '')}".strip()
-    try:
-        return args.l2x_handler(args)
-    except (ValueError, ImportError, FileNotFoundError) as exc:
-        print(f"discograd {name}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\ndiscograd {name}: interrupted; run the same command again to resume from the last finished epoch",
-              file=sys.stderr)
-        return 130
+    return run_command(name, args.l2x_handler, args, (ValueError, ImportError, FileNotFoundError))

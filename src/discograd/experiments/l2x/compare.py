@@ -28,6 +28,7 @@ from typing import Any
 
 from .._format import mean_std_cell, over_seeds
 from .._io import atomic_write_text, environment_info, pyplot, save_figure, write_json
+from ..executors import RunTask, run_tasks
 from .data import TABULAR_TASKS
 from .train import (
     DEFAULT_K,
@@ -38,7 +39,6 @@ from .train import (
     L2XConfig,
     load_data,
     methods_for,
-    run_l2x,
 )
 
 __all__ = ["format_compare", "plot_compare", "run_compare"]
@@ -73,38 +73,30 @@ def _check(methods: Sequence[str], seeds: Sequence[int], ks: Sequence[int],
 
 def run_compare(methods: Sequence[str] | None, seeds: Sequence[int], base: L2XConfig, out_dir: str | os.PathLike,
                 *, ks: Sequence[int] | None = None, data: Any = None, progress: bool = True, plot: bool = True,
-                num_threads: int | None = None) -> dict[str, Any]:
+                num_threads: int | None = None, executor: str = "local", ray_address: str | None = None,
+                ray_num_cpus: int | None = None) -> dict[str, Any]:
     """Train every method × k × seed on ``base``'s task and write the comparison (see the module docstring).
     ``methods``: ``None`` for every method the task allows (:func:`~.train.methods_for`). ``ks``: the subset
     sizes (``None``: ``base.k``, or the task's default). ``base.temperature`` unset gives the tabular tasks
-    τ = k for each k and the text tasks τ = 1."""
+    τ = k for each k and the text tasks τ = 1. ``executor``: ``"local"`` (the runs share ``data``) or ``"ray"``
+    (one Ray task per run, each loading its own data; :mod:`discograd.experiments.executors`)."""
     ks = [base.k if base.k is not None else DEFAULT_K[base.task]] if ks is None else list(ks)
     methods = list(methods_for(base.task)) if methods is None else methods
     methods, seeds, ks = _check(methods, seeds, ks, base.task)
     base.validate()
     out = Path(out_dir)
     started = time.perf_counter()
-    if data is None:
+    if executor != "local" and data is not None:
+        raise ValueError("data (in memory) can only be shared by local runs; with the ray executor every task loads "
+                         "its own")
+    if data is None and executor == "local":
         data = load_data(replace(base, method=methods[0], k=ks[0]).resolve())
-    runs = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(methods) * len(ks) * len(seeds), desc=f"l2x compare {base.task}", unit="run")
-    try:
-        for method in methods:
-            for k in ks:
-                for seed in seeds:
-                    config = replace(base, method=method, k=k, seed=seed)
-                    final = run_l2x(config, out / f"{method}-k{k}" / f"seed{seed}", data=data, progress=progress,
-                                    plot=plot, num_threads=num_threads)
-                    runs.append(final)
-                    if bar is not None:
-                        bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    tasks = [RunTask("l2x", asdict(replace(base, method=method, k=k, seed=seed)),
+                     str(out / f"{method}-k{k}" / f"seed{seed}"), num_threads=num_threads, options={"plot": plot},
+                     label=f"{method} k={k} seed {seed}")
+             for method in methods for k in ks for seed in seeds]
+    runs = run_tasks(tasks, executor, ray_address=ray_address, ray_num_cpus=ray_num_cpus,
+                     data_for=lambda task: data, progress=progress, desc=f"l2x compare {base.task}")
     keys = TABULAR_METRICS if base.task in TABULAR_TASKS else TEXT_METRICS
     table = []
     for method in methods:

@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -82,18 +81,17 @@ from ... import (
 )
 from ...exact import enumeration_log_probs, ksubset_states
 from ...solvers import TopK
-from .._io import (
-    check_resume_threads,
-    environment_info,
-    load_checkpoint,
-    open_run_folder,
-    pyplot,
-    save_checkpoint,
-    save_figure,
-    write_json,
-    write_jsonl,
+from .._io import environment_info, pyplot, save_checkpoint, save_figure
+from ..harness import RunFolder, Trainer, torch_threads
+from ..harness import train as harness_train
+from .data import (
+    TABULAR_TASKS,
+    L2XData,
+    TextSplit,
+    generate_reviews,
+    generate_tabular,
+    load_beer,
 )
-from .data import TABULAR_TASKS, L2XData, TextSplit, generate_reviews, generate_tabular, load_beer
 
 __all__ = [
     "DEFAULT_K",
@@ -695,7 +693,7 @@ def best_epoch(history: list[dict[str, Any]]) -> int:
 
 def run_l2x(config: L2XConfig, out_dir: str | os.PathLike | None = None, *, data: L2XData | None = None,
             progress: bool = True, plot: bool = True, stop_after_epochs: int | None = None,
-            num_threads: int | None = None) -> dict[str, Any]:
+            num_threads: int | None = None, bar_position: int = 0) -> dict[str, Any]:
     """Train one explainer; return the final numbers (also written to ``final.json``).
 
     ``out_dir`` (``None``: nothing is written or resumed) receives ``config.json`` (the resolved config),
@@ -705,7 +703,8 @@ def run_l2x(config: L2XConfig, out_dir: str | os.PathLike | None = None, *, data
     and ``checkpoints/best.pt`` (the model of the best-validation epoch, :func:`best_epoch`).
     Every write is atomic. Rerunning with the same config resumes after the last finished epoch and ends with
     the numbers of an uninterrupted run; a finished run is not trained again; a different config in ``out_dir``
-    is an error. ``stop_after_epochs`` stops early, as an interruption would. ``data``: the splits (``None``:
+    is an error. ``stop_after_epochs`` stops early, as an interruption would. ``bar_position``: the screen line of
+    the first progress bar. ``data``: the splits (``None``:
     :func:`load_data`); comparisons pass it to share one data set. A held-out set (text) is split in half with
     ``config.seed`` (:meth:`.data.L2XData.split_heldout`).
 
@@ -713,23 +712,16 @@ def run_l2x(config: L2XConfig, out_dir: str | os.PathLike | None = None, *, data
     ``val_last`` after the last epoch.
     """
     config = config.resolve()
-    previous = torch.get_num_threads()
-    if num_threads is not None:
-        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-            raise ValueError(f"num_threads must be an integer >= 1; got {num_threads!r}")
-        torch.set_num_threads(num_threads)
-    try:
-        return _run(config, None if out_dir is None else Path(out_dir), data, progress, plot, stop_after_epochs)
-    finally:
-        torch.set_num_threads(previous)
+    with torch_threads(num_threads):
+        return _run(config, None if out_dir is None else Path(out_dir), data, progress, plot, stop_after_epochs,
+                    bar_position)
 
 
 def _run(config: L2XConfig, out: Path | None, data: L2XData | None, progress: bool, plot: bool,
-         stop_after_epochs: int | None) -> dict[str, Any]:
-    config_dict = asdict(config)
-    checkpoint_path = None if out is None else out / "checkpoints" / "last.pt"
-    if out is not None:
-        finished = open_run_folder(out, config_dict, finished_ok=stop_after_epochs is None)
+         stop_after_epochs: int | None, bar_position: int) -> dict[str, Any]:
+    folder = None if out is None else RunFolder(out, asdict(config))
+    if folder is not None:
+        finished = folder.open(finished_ok=stop_after_epochs is None)
         if finished is not None:
             return finished
     if data is None:
@@ -739,87 +731,67 @@ def _run(config: L2XConfig, out: Path | None, data: L2XData | None, progress: bo
     data = data.split_heldout(config.seed)
     if data.val is None or data.test is None:
         raise ValueError("data needs val and test splits (or a heldout set to split)")
+    return harness_train(_L2XTrainer(config, data), folder, config.epochs, stop_after_epochs=stop_after_epochs,
+                         progress=progress, plot=plot, bar_position=bar_position, map_location=config.device)
 
-    model = build_model(config, data)
-    generator = torch.Generator(device=config.device).manual_seed(_derived_seed(config.seed, 2))
-    selector = build_selector(config, generator)
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, eps=config.adam_eps)
-    history: list[dict[str, Any]] = []
-    start_epoch = 1
-    if checkpoint_path is not None and checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path, map_location=config.device)
-        check_resume_threads(state, out)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        if selector.layer is not None and state.get("layer") is not None:
-            selector.layer.load_state_dict(state["layer"])
-        history = list(state["history"])
-        start_epoch = int(state["epoch"]) + 1
 
-    train = data.train
-    num_batches = -(-len(train) // config.batch_size)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+class _L2XTrainer(Trainer):
+    """One explainer for :func:`~discograd.experiments.harness.train`: Adam on the explainer, every epoch
+    evaluated, the best-validation model kept in ``checkpoints/best.pt``."""
 
-        bar = tqdm(total=config.epochs * num_batches, initial=(start_epoch - 1) * num_batches,
-                   desc=f"l2x {config.task} {config.method} k={config.k} seed {config.seed}", unit="batch",
-                   leave=False)
-    try:
-        if not history:
-            history.append({"epoch": 0, "train_loss": None, "train_seconds": 0.0,
-                            **_evaluate_splits(model, config, data)})
-            if out is not None:
-                write_jsonl(out / "metrics.jsonl", history)
-        for epoch in range(start_epoch, config.epochs + 1):
-            if stop_after_epochs is not None and epoch > stop_after_epochs:
-                break
-            model.train()
-            started = time.perf_counter()
-            order = torch.randperm(len(train), generator=torch.Generator().manual_seed(
-                _derived_seed(config.seed, 1, epoch))).numpy()
-            total = 0.0
-            for b in range(num_batches):
-                index = np.sort(order[b * config.batch_size:(b + 1) * config.batch_size])
-                inputs, target = _inputs(config, train, index)
-                theta = model.scores(inputs, generator)
-                z = selector(theta)
-                per_instance = selector.combine(_losses(config, model.predict(inputs, z), target), theta)
-                optimizer.zero_grad(set_to_none=True)
-                _objective(config, per_instance).backward()
-                optimizer.step()
-                loss = float(per_instance.detach().mean())
-                total += loss * len(index)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(epoch=epoch, loss=f"{loss:.3g}", refresh=False)
-            row = {"epoch": epoch, "train_loss": total / len(train), "train_seconds": time.perf_counter() - started,
-                   **_evaluate_splits(model, config, data)}
-            if selector.layer is not None and isinstance(getattr(selector.layer, "target", None), AdaptiveTarget):
-                row["aimle_beta"] = selector.layer.target.beta
-            history.append(row)
-            if out is not None:
-                if best_epoch(history) == epoch:
-                    save_checkpoint(out / "checkpoints" / "best.pt", {"epoch": epoch, "model": model.state_dict()})
-                save_checkpoint(checkpoint_path, {
-                    "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "generator": generator.get_state(),
-                    "layer": None if selector.layer is None else selector.layer.state_dict(),
-                    "history": history, "config": config_dict, "num_threads": torch.get_num_threads(),
-                })
-                write_jsonl(out / "metrics.jsonl", history)
-    finally:
-        if bar is not None:
-            bar.close()
+    def __init__(self, config: L2XConfig, data: L2XData) -> None:
+        self.config, self.data = config, data
+        self.model = build_model(config, data)
+        self.generator = torch.Generator(device=config.device).manual_seed(_derived_seed(config.seed, 2))
+        self.selector = build_selector(config, self.generator)
+        self.layer = self.selector.layer
+        parameters = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, eps=config.adam_eps)
+        self.num_batches = -(-len(data.train) // config.batch_size)
+        self.desc = f"l2x {config.task} {config.method} k={config.k} seed {config.seed}"
 
-    final = _final(config, history, data)
-    if out is not None and history[-1]["epoch"] == config.epochs:
-        write_json(out / "final.json", final)
-        if plot:
-            plot_curves(history, config, out / "curves.png")
-    return final
+    def train_epoch(self, epoch: int, on_batch: Callable[[float], None]) -> dict[str, Any]:
+        config, train, model, selector = self.config, self.data.train, self.model, self.selector
+        model.train()
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(
+            _derived_seed(config.seed, 1, epoch))).numpy()
+        total = 0.0
+        for b in range(self.num_batches):
+            index = np.sort(order[b * config.batch_size:(b + 1) * config.batch_size])
+            inputs, target = _inputs(config, train, index)
+            theta = model.scores(inputs, self.generator)
+            z = selector(theta)
+            per_instance = selector.combine(_losses(config, model.predict(inputs, z), target), theta)
+            self.optimizer.zero_grad(set_to_none=True)
+            _objective(config, per_instance).backward()
+            self.optimizer.step()
+            loss = float(per_instance.detach().mean())
+            total += loss * len(index)
+            on_batch(loss)
+        return {"train_loss": total / len(train)}
+
+    def evaluate(self, epoch: int, on_batch: Callable[[], None]) -> dict[str, Any]:
+        return _evaluate_splits(self.model, self.config, self.data)
+
+    def epoch_extras(self) -> dict[str, Any]:
+        layer = self.selector.layer
+        if layer is not None and isinstance(getattr(layer, "target", None), AdaptiveTarget):
+            return {"aimle_beta": layer.target.beta}
+        return {}
+
+    def after_epoch(self, folder: RunFolder, history: list[dict[str, Any]]) -> None:
+        epoch = history[-1]["epoch"]
+        if folder.writer and best_epoch(history) == epoch:
+            save_checkpoint(folder.path / "checkpoints" / "best.pt", {"epoch": epoch, "model": self.model.state_dict()})
+
+    def postfix(self, row: dict[str, Any]) -> dict[str, str]:
+        return {"val_loss": f"{row['val_loss']:.4g}"}
+
+    def final(self, history: list[dict[str, Any]]) -> dict[str, Any]:
+        return _final(self.config, history, self.data)
+
+    def plot(self, out: Path, history: list[dict[str, Any]]) -> None:
+        plot_curves(history, self.config, out / "curves.png")
 
 
 def _final(config: L2XConfig, history: list[dict[str, Any]], data: L2XData) -> dict[str, Any]:

@@ -13,13 +13,22 @@ that name.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .._cli import add_dataclass_options, announce_run, apply_options, check_threads, reused_message
+from .._cli import (
+    add_dataclass_options,
+    add_executor_options,
+    add_run_options,
+    announce_run,
+    apply_options,
+    check_threads,
+    executor_options,
+    reused_message,
+    run_command,
+)
 
 __all__ = ["OPTION_HELP", "add_warcraft_commands", "run_warcraft_command"]
 
@@ -76,15 +85,8 @@ def _add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] =
 
 
 def _add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:
-    parser.add_argument("--quick", action="store_true",
-                        help="the smoke-test preset: 200/50/50 maps, 2 epochs, batch 20 (seconds); other options "
-                             "still override it")
-    parser.add_argument("--out", type=Path, default=None, help=f"run folder (default: {default_out})")
-    parser.add_argument("--cache-dir", type=Path, default=Path("data/warcraft"),
-                        help="where generated maps are cached (default: data/warcraft)")
-    parser.add_argument("--num-threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNGs (no matplotlib needed)")
+    add_run_options(parser, default_out, "the smoke-test preset: 200/50/50 maps, 2 epochs, batch 20 (seconds)",
+                    cache_dir="data/warcraft")
 
 
 def add_warcraft_commands(subparsers: Any, *, demo_name: str | None = None) -> None:
@@ -121,6 +123,7 @@ def add_warcraft_commands(subparsers: Any, *, demo_name: str | None = None) -> N
     compare.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="SEED",
                          help="training seeds (default: 0 1 2)")
     _add_run_options(compare, "runs/compare-<K>x<K>")
+    add_executor_options(compare)
     _add_config_options(compare, skip=("method", "seed"))
     compare.set_defaults(warcraft_handler=_run_compare)
 
@@ -139,6 +142,7 @@ def add_warcraft_commands(subparsers: Any, *, demo_name: str | None = None) -> N
     table2.add_argument("--grid-sizes", nargs="+", type=int, default=list(TABLE2_GRID_SIZES), metavar="K",
                         help="grid sizes (default: 12 18 24 30, the paper's)")
     _add_run_options(table2, "runs/table2")
+    add_executor_options(table2)
     _add_config_options(table2, skip=("method", "seed", "grid_size"))
     table2.set_defaults(warcraft_handler=_run_table2)
 
@@ -169,7 +173,7 @@ def _config_from(args: argparse.Namespace, **fixed: Any) -> Any:
 
 
 def _run_warcraft(args: argparse.Namespace) -> int:
-    from .train import benchmark_epoch, format_benchmark, run_warcraft
+    from .train import benchmark_epoch, format_benchmark
 
     config = _config_from(args)
     config.validate()
@@ -197,10 +201,33 @@ def _run_warcraft(args: argparse.Namespace) -> int:
         return 0
     out = args.out if args.out is not None else Path("runs") / (
         f"warcraft-{config.method}-{config.grid_size}x{config.grid_size}-seed{config.seed}" + ("-quick" if args.quick else ""))
+    from ... import distributed
+
+    started_group = not _group_exists() and distributed.init_from_env()  # under torchrun: one rank per process
+    try:
+        return _train_and_report(args, config, out, distributed.rank() == 0)
+    finally:
+        if started_group:
+            import torch
+
+            torch.distributed.destroy_process_group()
+
+
+def _group_exists() -> bool:
+    import torch
+
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _train_and_report(args: argparse.Namespace, config: Any, out: Path, speaker: bool) -> int:
+    from .train import run_warcraft
+
     start = time.perf_counter()
-    finished = announce_run(out)
+    finished = announce_run(out) if speaker else False
     final = run_warcraft(config, out, progress=not args.no_progress, plot=not args.no_plot, cache_dir=args.cache_dir,
                          num_threads=args.num_threads)
+    if not speaker:
+        return 0
     test = final["test"]
     print(f"{config.method}, {config.grid_size}x{config.grid_size}, {final['epochs_done']} epochs: test "
           f"{test['optimal_pct']:.1f}% optimal cost, {test['exact_pct']:.1f}% exact path, cost ratio "
@@ -213,8 +240,18 @@ def _run_warcraft(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_torchrun(command: str) -> None:
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError(f"`{command}` runs many runs: launch it once (not under torchrun) and give it --executor ray "
+                         f"to spread them; torchrun is for one data-parallel run (discograd warcraft)")
+
+
 def _run_compare(args: argparse.Namespace) -> int:
     from .compare import format_compare, run_compare
+
+    _refuse_torchrun("compare")
 
     config = _config_from(args)
     check_threads(args)
@@ -222,7 +259,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         f"compare-{config.grid_size}x{config.grid_size}" + ("-quick" if args.quick else ""))
     start = time.perf_counter()
     results = run_compare(args.methods, args.seeds, config, out, progress=not args.no_progress, plot=not args.no_plot,
-                          cache_dir=args.cache_dir, num_threads=args.num_threads)
+                          cache_dir=args.cache_dir, num_threads=args.num_threads, **executor_options(args))
     print(format_compare(results))
     print(f"\nwrote {out}/ (compare.md, compare.csv, runs.csv, compare.json{'' if args.no_plot else ', compare.png'}, "
           f"one folder per run) in {time.perf_counter() - start:.0f} s")
@@ -232,12 +269,15 @@ def _run_compare(args: argparse.Namespace) -> int:
 def _run_table2(args: argparse.Namespace) -> int:
     from .compare import format_table2, run_table2
 
+    _refuse_torchrun("table2")
+
     config = _config_from(args)
     check_threads(args)
     out = args.out if args.out is not None else Path("runs") / ("table2" + ("-quick" if args.quick else ""))
     start = time.perf_counter()
     results = run_table2(args.methods, args.seeds, config, args.grid_sizes, out, progress=not args.no_progress,
-                         plot=not args.no_plot, cache_dir=args.cache_dir, num_threads=args.num_threads)
+                         plot=not args.no_plot, cache_dir=args.cache_dir, num_threads=args.num_threads,
+                         **executor_options(args))
     print(format_table2(results))
     print(f"\nwrote {out}/ (table2.md, table2.csv, table2.json{'' if args.no_plot else ', table2.png'}; one compare "
           f"folder K<K>/ per grid size) in {time.perf_counter() - start:.0f} s")
@@ -257,12 +297,4 @@ def run_warcraft_command(args: argparse.Namespace) -> int:
     """Run a command registered by :func:`add_warcraft_commands`; returns the exit status (2 for a bad
     option, 130 when interrupted: rerun the same command to resume)."""
     name = args.command if hasattr(args, "command") else "warcraft"
-    try:
-        return args.warcraft_handler(args)
-    except (ValueError, ImportError) as exc:
-        print(f"discograd {name}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\ndiscograd {name}: interrupted; run the same command again to resume from the last finished epoch",
-              file=sys.stderr)
-        return 130
+    return run_command(name, args.warcraft_handler, args)

@@ -34,13 +34,13 @@ from typing import Any
 
 from .._format import mean_std_cell, over_seeds
 from .._io import atomic_write_text, environment_info, pyplot, save_figure, write_json
+from ..executors import RunTask, run_tasks
 from .train import (
     METHODS,
     METRIC_KEYS,
     PAPER_TABLE2,
     WarcraftConfig,
     load_data,
-    run_warcraft,
 )
 
 __all__ = ["DEMO_CONFIG", "DEMO_METHODS", "TABLE2_METHODS", "format_compare", "format_table2", "plot_compare",
@@ -84,49 +84,69 @@ def _check_methods_and_seeds(methods: Sequence[str], seeds: Sequence[int]) -> tu
     return methods, seeds
 
 
+def _tasks(methods: list[str], seeds: list[int], base: WarcraftConfig, out: Path, *, plot: bool,
+           cache_dir: str | os.PathLike | None, num_threads: int | None, num_gpus: float) -> list[RunTask]:
+    """One task per ``(method, seed)``, into ``{out}/{method}/seed{seed}/``."""
+    options = {"plot": plot, "cache_dir": None if cache_dir is None else str(cache_dir)}
+    return [RunTask("warcraft", asdict(replace(base, method=m, seed=s, lr_milestones=list(base.lr_milestones))),
+                    str(out / m / f"seed{s}"), num_threads=num_threads, num_gpus=num_gpus, options=options,
+                    label=f"K{base.grid_size} {m} seed {s}")
+            for m in methods for s in seeds]
+
+
 def run_compare(methods: Sequence[str], seeds: Sequence[int], base: WarcraftConfig, out_dir: str | os.PathLike, *,
                 data: Any = None, progress: bool = True, plot: bool = True, cache_dir: str | os.PathLike | None = None,
-                num_threads: int | None = None) -> dict[str, Any]:
+                num_threads: int | None = None, executor: str = "local", ray_address: str | None = None,
+                ray_num_cpus: int | None = None, num_gpus: float = 0.0) -> dict[str, Any]:
     """Train every method with every seed on the same data; write the table, CSV, JSON and figure.
 
     ``base`` gives every hyperparameter except ``method`` and ``seed`` (its own are ignored). Finished runs
     found in ``{out_dir}/{method}/seed{seed}`` with the same config are reused, unfinished ones resume.
+    ``executor``: ``"local"`` (here, one run after the other, sharing ``data``) or ``"ray"`` (one Ray task per
+    run, see :mod:`discograd.experiments.executors`; ``data`` must then be ``None``: each task loads its own,
+    from ``cache_dir`` when given, which the driver fills first).
     Returns ``{"config", "methods", "seeds", "table": {method: {metric: {"mean", "std"}}}, "runs"}``.
     """
     methods, seeds = _check_methods_and_seeds(methods, seeds)
     base.validate()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if data is None:
-        data = load_data(base, cache_dir=cache_dir, progress=progress)
-    pairs = [(m, s) for m in methods for s in seeds]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    data = _prepare_data(base, data, executor, cache_dir, progress)
+    tasks = _tasks(methods, seeds, base, out, plot=plot, cache_dir=cache_dir, num_threads=num_threads,
+                   num_gpus=num_gpus)
+    finals = run_tasks(tasks, executor, ray_address=ray_address, ray_num_cpus=ray_num_cpus,
+                       data_for=lambda task: data, progress=progress, desc="compare")
+    return _write_compare(methods, seeds, base, out, finals, num_threads=num_threads, plot=plot)
 
-        bar = tqdm(total=len(pairs), desc="compare", unit="run", position=0)
+
+def _prepare_data(base: WarcraftConfig, data: Any, executor: str, cache_dir: str | os.PathLike | None,
+                  progress: bool) -> Any:
+    """The data a local comparison shares (loaded once); for Ray none (the tasks load their own), after filling
+    ``cache_dir`` once here so that the tasks read it instead of each generating the same maps."""
+    if executor != "local":
+        if data is not None:
+            raise ValueError("data (in memory) can only be shared by local runs; with the ray executor every task "
+                             "loads its own (pass cache_dir on a shared path so the maps are generated once)")
+        if cache_dir is not None and base.data_dir is None:
+            load_data(base, cache_dir=cache_dir, progress=progress)
+        return None
+    return load_data(base, cache_dir=cache_dir, progress=progress) if data is None else data
+
+
+def _write_compare(methods: list[str], seeds: list[int], base: WarcraftConfig, out: Path,
+                   finals: list[dict[str, Any]], *, num_threads: int | None, plot: bool) -> dict[str, Any]:
+    """The table, CSVs, JSON and figure of one comparison from its runs' final numbers (in task order)."""
     runs: dict[str, dict[str, Any]] = {}
     curves: dict[str, list[list[float]]] = {}
-    try:
-        for method, seed in pairs:
-            if bar is not None:
-                bar.set_postfix_str(f"{method} seed {seed}")
-            folder = out / method / f"seed{seed}"
-            final = run_warcraft(replace(base, method=method, seed=seed), folder, data=data, progress=progress,
-                                 plot=plot, num_threads=num_threads, bar_position=1)
-            runs[f"{method}/seed{seed}"] = final
-            with open(folder / "metrics.jsonl", encoding="utf-8") as f:
-                curves.setdefault(method, []).append([json.loads(line)["test_optimal_pct"] for line in f])
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    for (method, seed), final in zip(((m, s) for m in methods for s in seeds), finals):
+        runs[f"{method}/seed{seed}"] = final
+        with open(out / method / f"seed{seed}" / "metrics.jsonl", encoding="utf-8") as f:
+            curves.setdefault(method, []).append([json.loads(line)["test_optimal_pct"] for line in f])
     table = {}
     for method in methods:
-        finals = [runs[f"{method}/seed{s}"] for s in seeds]
-        row = {key: dict(zip(("mean", "std"), _mean_std([f["test"][key] for f in finals]))) for key in METRIC_KEYS}
-        row["train_seconds"] = dict(zip(("mean", "std"), _mean_std([f["train_seconds"] for f in finals])))
+        group = [runs[f"{method}/seed{s}"] for s in seeds]
+        row = {key: dict(zip(("mean", "std"), _mean_std([f["test"][key] for f in group]))) for key in METRIC_KEYS}
+        row["train_seconds"] = dict(zip(("mean", "std"), _mean_std([f["train_seconds"] for f in group])))
         row["paper_optimal_pct"] = PAPER_TABLE2.get(method, {}).get(base.grid_size)
         table[method] = row
     config = asdict(base)
@@ -136,7 +156,7 @@ def run_compare(methods: Sequence[str], seeds: Sequence[int], base: WarcraftConf
     if num_threads is not None:  # the runs' own thread count, not the one restored after them
         environment["num_threads"] = num_threads
     results = {"config": config, "methods": methods, "seeds": seeds, "table": table, "runs": runs,
-               "data_source": getattr(data, "source", None), "environment": environment}
+               "data_source": finals[0]["data"]["source"] if finals else None, "environment": environment}
     write_json(out / "compare.json", results)
     atomic_write_text(out / "compare.md", format_compare(results) + "\n")
     atomic_write_text(out / "compare.csv", _table_csv(results))
@@ -273,17 +293,20 @@ def warcraft_demo(out_dir: str | os.PathLike = "runs/demo", *, methods: Sequence
 
 def run_table2(methods: Sequence[str], seeds: Sequence[int], base: WarcraftConfig, grid_sizes: Sequence[int],
                out_dir: str | os.PathLike, *, progress: bool = True, plot: bool = True,
-               cache_dir: str | os.PathLike | None = None, num_threads: int | None = None) -> dict[str, Any]:
+               cache_dir: str | os.PathLike | None = None, num_threads: int | None = None, executor: str = "local",
+               ray_address: str | None = None, ray_num_cpus: int | None = None,
+               num_gpus: float = 0.0) -> dict[str, Any]:
     """The paper's Table 2: :func:`run_compare` at every grid size of ``grid_sizes`` (into ``{out}/K{K}/``,
     with ``base``'s other hyperparameters), then one table of test accuracy, methods × grid sizes.
 
     Writes ``table2.md`` (% optimal cost, mean ± std over seeds, with the paper's number next to each),
     ``table2.csv`` (one row per method and grid size, every metric), ``table2.json`` and, with ``plot``,
     ``table2.png``. Finished runs are reused and interrupted ones resume, so the same call after an
-    interruption (or with more seeds) only trains what is missing. ``base.data_dir`` must be unset when
-    there is more than one grid size (the original data set has one folder per grid size: call
+    interruption (or with more seeds) only trains what is missing. With ``executor="ray"`` every
+    ``(method, seed, grid size)`` run is one Ray task, all submitted at once. ``base.data_dir`` must be unset
+    when there is more than one grid size (the original data set has one folder per grid size: call
     :func:`run_compare` per folder instead). Returns ``{"grid_sizes", "methods", "seeds", "config",
-    "compare": {K: run_compare's results}, "wall_seconds": {K: seconds}}``.
+    "compare": {K: run_compare's results}, "wall_seconds": seconds for the whole call}``.
     """
     sizes = [int(k) for k in grid_sizes]
     if not sizes or len(set(sizes)) != len(sizes):
@@ -291,24 +314,39 @@ def run_table2(methods: Sequence[str], seeds: Sequence[int], base: WarcraftConfi
     if base.data_dir is not None and len(sizes) > 1:
         raise ValueError("data_dir names one grid size's folder of the original data: with data_dir, give one grid "
                          "size (or call run_compare once per folder)")
-    for k in sizes:  # every size is checked before the first run starts
-        replace(base, grid_size=k, lr_milestones=list(base.lr_milestones)).validate()
+    bases = {k: replace(base, grid_size=k, lr_milestones=list(base.lr_milestones)) for k in sizes}
+    for config in bases.values():  # every size is checked before the first run starts
+        config.validate()
     methods, seeds = _check_methods_and_seeds(methods, seeds)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    compared: dict[int, dict[str, Any]] = {}
-    wall: dict[int, float] = {}
+    start = time.perf_counter()
+    tasks = []
     for k in sizes:
-        start = time.perf_counter()
-        compared[k] = run_compare(methods, seeds, replace(base, grid_size=k, lr_milestones=list(base.lr_milestones)),
-                                  out / f"K{k}", progress=progress, plot=plot, cache_dir=cache_dir,
-                                  num_threads=num_threads)
-        wall[k] = time.perf_counter() - start
+        if executor != "local":
+            _prepare_data(bases[k], None, executor, cache_dir, progress)
+        tasks += _tasks(methods, seeds, bases[k], out / f"K{k}", plot=plot, cache_dir=cache_dir,
+                        num_threads=num_threads, num_gpus=num_gpus)
+    loaded: dict[int, Any] = {}
+
+    def data_for(task: RunTask) -> Any:  # one grid size's data in memory at a time (the tasks come in order)
+        k = task.config["grid_size"]
+        if k not in loaded:
+            loaded.clear()
+            loaded[k] = load_data(bases[k], cache_dir=cache_dir, progress=progress)
+        return loaded[k]
+
+    finals = run_tasks(tasks, executor, ray_address=ray_address, ray_num_cpus=ray_num_cpus, data_for=data_for,
+                       progress=progress, desc="table2")
+    per_size = len(methods) * len(seeds)
+    compared = {k: _write_compare(methods, seeds, bases[k], out / f"K{k}", finals[i * per_size:(i + 1) * per_size],
+                                  num_threads=num_threads, plot=plot)
+                for i, k in enumerate(sizes)}
     config = asdict(base)
     for key in ("method", "seed", "grid_size"):
         config.pop(key)
     results = {"grid_sizes": sizes, "methods": methods, "seeds": seeds, "config": config, "compare": compared,
-               "wall_seconds": wall}
+               "wall_seconds": time.perf_counter() - start}
     write_json(out / "table2.json", results)
     atomic_write_text(out / "table2.md", format_table2(results) + "\n")
     atomic_write_text(out / "table2.csv", _table2_csv(results))

@@ -68,8 +68,6 @@ checkpointed. Hence a resumed run replays exactly what an uninterrupted run comp
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import time
@@ -89,24 +87,16 @@ from ... import (
     PerturbedTarget,
     SumOfGamma,
     blackbox,
+    distributed,
     imle,
     straight_through,
 )
 from ...losses import FenchelYoungLoss, hamming_loss, spo_plus_loss
 from ...solvers import GridShortestPath
 from ...targets import KnownTarget, LabelTarget
-from .._io import (
-    atomic_write_text,
-    check_resume_threads,
-    environment_info,
-    load_checkpoint,
-    open_run_folder,
-    pyplot,
-    save_checkpoint,
-    save_figure,
-    write_json,
-    write_jsonl,
-)
+from .._io import environment_info, pyplot, save_figure
+from ..harness import RunFolder, Trainer, torch_threads
+from ..harness import train as harness_train
 from .model import COST_ACTIVATIONS, WarcraftNet
 
 __all__ = [
@@ -301,10 +291,14 @@ class Method:
         self.solver = solver
         self.loss_reduction = loss_reduction
 
-    def objective(self, losses: Tensor) -> Tensor:
-        """Sum over samples; mean (``"mean"``) or sum (``"sum"``) over the batch."""
+    def objective(self, losses: Tensor, batch_size: int | None = None) -> Tensor:
+        """Sum over samples; mean (``"mean"``) or sum (``"sum"``) over the batch. ``batch_size``: the whole
+        batch's size when ``losses`` holds one rank's shard of it (data parallelism: the mean is then the
+        shard's sum over the whole batch's size, and the ranks' gradients are summed)."""
         per_instance = losses.sum(0)
-        return per_instance.mean() if self.loss_reduction == "mean" else per_instance.sum()
+        if self.loss_reduction == "sum":
+            return per_instance.sum()
+        return per_instance.mean() if batch_size is None else per_instance.sum() / batch_size
 
 
 def build_method(config: WarcraftConfig, generator: torch.Generator | None = None,
@@ -520,48 +514,41 @@ def predict(model: WarcraftNet, split: _Split, solver: GridShortestPath, batch_s
 def evaluate(model: WarcraftNet, split: _Split, solver: GridShortestPath, batch_size: int,
              progress: Any = None) -> dict[str, float]:
     """The metrics of :func:`path_metrics`, averaged over the split (percentages for optimal / exact)."""
+    on_batch = None if progress is None else (lambda: progress.update(1))
+    return _summary(_per_map(model, split, solver, batch_size, 0, len(split), on_batch))
+
+
+@torch.no_grad()
+def _per_map(model: torch.nn.Module, split: _Split, solver: GridShortestPath, batch_size: int, lo: int, hi: int,
+             on_batch: Callable[[], None] | None) -> dict[str, list[Tensor]]:
+    """:func:`path_metrics` of the maps ``lo .. hi - 1``, in batches of ``batch_size``."""
     model.eval()
     per_map: dict[str, list[Tensor]] = {k: [] for k in ("optimal", "exact", "cost_ratio", "regret", "hamming")}
-    for lo in range(0, len(split), batch_size):
-        index = slice(lo, min(len(split), lo + batch_size))
-        images, weights, paths = split.batch(index)
+    for start in range(lo, hi, batch_size):
+        images, weights, paths = split.batch(slice(start, min(hi, start + batch_size)))
         pred = solver(-model(images))
         for key, value in path_metrics(pred.cpu(), paths.cpu(), weights.cpu()).items():
             per_map[key].append(value)
-        if progress is not None:
-            progress.update(1)
-    return _summary(per_map)
+        if on_batch is not None:
+            on_batch()
+    return per_map
 
 
-def _step(model: WarcraftNet, method: Method, optimizer: torch.optim.Optimizer, images: Tensor, weights: Tensor,
-          paths: Tensor) -> float:
-    """One optimisation step; returns the mean per-instance loss."""
+def _step(model: torch.nn.Module, method: Method, optimizer: torch.optim.Optimizer, images: Tensor, weights: Tensor,
+          paths: Tensor, batch_size: int | None = None) -> float:
+    """One optimisation step; returns the mean per-instance loss (of this rank's shard: ``batch_size`` is the
+    whole batch's size under data parallelism, see :meth:`Method.objective`)."""
     costs = model(images)
     losses = method.loss(costs, paths, weights)  # [S, B]
     optimizer.zero_grad(set_to_none=True)
-    method.objective(losses).backward()
+    method.objective(losses, batch_size).backward()
     optimizer.step()
     return float(losses.detach().mean())
-
-
 
 
 def _plain_scheduler_state(state: dict[str, Any]) -> dict[str, Any]:
     """The scheduler state with its milestone ``Counter`` as a plain dict (loadable with weights_only)."""
     return {k: (dict(v) if isinstance(v, Counter) else v) for k, v in state.items()}
-
-
-def _write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
-    write_jsonl(out / "metrics.jsonl", history)
-    columns = list(history[0])
-    for row in history[1:]:
-        columns += [k for k in row if k not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
-    atomic_write_text(out / "metrics.csv", buffer.getvalue())
 
 
 def _config_dict(config: WarcraftConfig) -> dict[str, Any]:
@@ -597,22 +584,29 @@ def run_warcraft(config: WarcraftConfig, out_dir: str | os.PathLike | None = Non
     Resume: when ``out_dir`` holds a checkpoint of a run with the same resolved config, training continues
     after its last completed epoch and ends with exactly the numbers of an uninterrupted run (a finished
     run is not trained again). A different config in ``out_dir`` is an error.
+
+    Data parallelism: with a ``torch.distributed`` process group of N ranks (``torchrun --nproc_per_node N
+    -m discograd warcraft ...``), every batch of ``batch_size`` maps is split into N contiguous shards, each
+    rank perturbs and solves its own with its own noise stream (:func:`discograd.distributed.rank_generator`),
+    and the gradients are summed over ranks with the objective normalised by the whole batch, so every
+    instance's upstream gradient is what one process computes. Batch normalisation uses per-rank statistics
+    on the CPU (``SyncBatchNorm`` with CUDA). Every rank evaluates a shard of each split and the metrics
+    are over the whole split; rank 0 writes the run folder. Resuming needs the same number of ranks.
     """
     config.validate()
-    previous_threads = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    try:
+    with torch_threads(num_threads):
         return _run(config, None if out_dir is None else Path(out_dir), data, progress, plot, cache_dir,
                     stop_after_epochs, bar_position)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _run(config: WarcraftConfig, out: Path | None, data: Any, progress: bool, plot: bool,
          cache_dir: str | os.PathLike | None, stop_after_epochs: int | None, bar_position: int) -> dict[str, Any]:
-    if data is None:
-        data = load_data(config, cache_dir=cache_dir, progress=progress)
+    if data is None:  # under data parallelism rank 0 first, so that it alone generates (and caches) the maps
+        if distributed.rank() == 0:
+            data = load_data(config, cache_dir=cache_dir, progress=progress)
+        distributed.barrier()
+        if data is None:
+            data = load_data(config, cache_dir=cache_dir, progress=False)
     grid = int(np.asarray(data.train.weights[:1]).shape[-1])
     if grid != config.grid_size:
         raise ValueError(f"grid_size is {config.grid_size} but the data has {grid} x {grid} grids")
@@ -620,109 +614,117 @@ def _run(config: WarcraftConfig, out: Path | None, data: Any, progress: bool, pl
     val = _Split(data.val, config.num_val, train.mean, train.std, config.device)
     test = _Split(data.test, config.num_test, train.mean, train.std, config.device)
     config = config.resolve()
-    config_dict = _config_dict(config)
-
-    checkpoint_path = None if out is None else out / "checkpoints" / "last.pt"
-    if out is not None:
-        finished = open_run_folder(out, config_dict, finished_ok=stop_after_epochs is None)
+    folder = None if out is None else RunFolder(out, _config_dict(config))
+    if folder is not None:
+        finished = folder.open(finished_ok=stop_after_epochs is None)
         if finished is not None:
             return finished
+    trainer = _WarcraftTrainer(config, data, train, val, test)
+    return harness_train(trainer, folder, config.epochs, stop_after_epochs=stop_after_epochs, progress=progress,
+                         plot=plot, bar_position=bar_position, map_location=config.device)
 
-    model = build_model(config)
-    if config.device == "cpu":
-        model = model.to(memory_format=torch.channels_last)
-    generator = torch.Generator(device=config.device).manual_seed(_derived_seed(config.seed, 2))
-    method = build_method(config, generator)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(config.lr_milestones),
-                                                     gamma=config.lr_decay)
-    history: list[dict[str, Any]] = []
-    start_epoch = 1
-    if checkpoint_path is not None and checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path, map_location=config.device)
-        check_resume_threads(state, out)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+
+class _WarcraftTrainer(Trainer):
+    """The Warcraft run for :func:`~discograd.experiments.harness.train`: network, method, Adam with the
+    step schedule, and the path metrics on val and test."""
+
+    def __init__(self, config: WarcraftConfig, data: Any, train: _Split, val: _Split, test: _Split) -> None:
+        self.config, self.data, self.train, self.val, self.test = config, data, train, val, test
+        model = build_model(config)
+        if config.device == "cpu":
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.generator = distributed.rank_generator(_derived_seed(config.seed, 2), config.device)
+        self.method = build_method(config, self.generator)
+        self.layer = self.method.layer
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=list(config.lr_milestones),
+                                                              gamma=config.lr_decay)
+        self.ranks = distributed.world_size()
+        self.net: torch.nn.Module = model
+        if distributed.is_distributed():
+            from torch.nn.parallel import DistributedDataParallel
+
+            if config.device != "cpu":
+                model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+                self.model = model
+            self.net = DistributedDataParallel(model, device_ids=None if config.device == "cpu" else [self.model_device()])
+            self.net.register_comm_hook(None, distributed.sum_gradients_hook)
+        self.num_batches = -(-len(train) // config.batch_size)
+        self.eval_batches = sum(-(-(hi - lo) // config.eval_batch_size)
+                                for lo, hi in (distributed.shard_bounds(len(s), distributed.rank(), self.ranks)
+                                               for s in (val, test)))
+        self.desc = f"warcraft {config.method}"
+
+    def model_device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "scheduler": _plain_scheduler_state(self.scheduler.state_dict())}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
         scheduler_state = dict(state["scheduler"])
         scheduler_state["milestones"] = Counter({int(k): v for k, v in scheduler_state["milestones"].items()})
-        scheduler.load_state_dict(scheduler_state)
-        generator.set_state(state["generator"])
-        if method.layer is not None and state.get("layer") is not None:
-            method.layer.load_state_dict(state["layer"])
-        history = list(state["history"])
-        start_epoch = int(state["epoch"]) + 1
+        self.scheduler.load_state_dict(scheduler_state)
 
-    num_batches = -(-len(train) // config.batch_size)
-    eval_batches = sum(-(-len(s) // config.eval_batch_size) for s in (val, test))
-    bars = _Bars(progress, config, start_epoch, num_batches, eval_batches, bar_position)
-    try:
-        if not history:  # epoch 0: the untrained network
-            bars.start_eval()
-            row = {"epoch": 0, "lr": None, "train_loss": None, "train_seconds": 0.0}
-            for name, split in (("val", val), ("test", test)):
-                row.update({f"{name}_{k}": v for k, v in evaluate(model, split, method.solver, config.eval_batch_size,
-                                                                  bars.batches).items()})
-            history.append(row)
-            if out is not None:
-                _write_metrics(out, history)
-        for epoch in range(start_epoch, config.epochs + 1):
-            if stop_after_epochs is not None and epoch > stop_after_epochs:
-                break
-            bars.start_epoch(epoch)
-            model.train()
-            started = time.perf_counter()
-            lr = optimizer.param_groups[0]["lr"]
-            order = torch.randperm(len(train), generator=torch.Generator().manual_seed(_derived_seed(config.seed, 1, epoch)))
-            order = order.numpy()
-            total_loss = 0.0
-            for b in range(num_batches):
-                index = np.sort(order[b * config.batch_size:(b + 1) * config.batch_size])
-                images, weights, paths = train.batch(index)
-                loss = _step(model, method, optimizer, images, weights, paths)
-                total_loss += loss * len(index)
-                bars.batch_done(loss)
-            scheduler.step()
-            train_seconds = time.perf_counter() - started
-            bars.start_eval()
-            row = {"epoch": epoch, "lr": lr, "train_loss": total_loss / len(train), "train_seconds": train_seconds}
-            for name, split in (("val", val), ("test", test)):
-                row.update({f"{name}_{k}": v for k, v in evaluate(model, split, method.solver, config.eval_batch_size,
-                                                                  bars.batches).items()})
-            history.append(row)
-            bars.epoch_done(row)
-            if out is not None:
-                save_checkpoint(checkpoint_path, {
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": _plain_scheduler_state(scheduler.state_dict()),
-                    "generator": generator.get_state(),
-                    "layer": None if method.layer is None else method.layer.state_dict(),
-                    "history": history,
-                    "config": config_dict,
-                    "num_threads": torch.get_num_threads(),
-                })
-                _write_metrics(out, history)
-    finally:
-        bars.close()
+    def untrained_fields(self) -> dict[str, Any]:
+        return {"lr": None, "train_loss": None}
 
-    final = _final(config, history, data, train)
-    if out is not None and len(history) == config.epochs + 1:
-        # the plots first: final.json marks a finished run (a later call returns it without training)
-        if plot:
-            plot_curves(history, out / "curves.png", title=f"{config.method}, {config.grid_size} x {config.grid_size}")
-            index = np.arange(min(8, len(test)))
-            _, pred = predict(model, test, method.solver, config.eval_batch_size, index)
-            plot_path_panel(test.maps[index], test.paths[index], pred.cpu().numpy(), test.weights[index],
-                            out / "paths.png", title=f"{config.method}: test maps after {config.epochs} epochs")
-        write_json(out / "final.json", final)
-    return final
+    def train_epoch(self, epoch: int, on_batch: Callable[[float], None]) -> dict[str, Any]:
+        config, train = self.config, self.train
+        self.net.train()
+        lr = self.optimizer.param_groups[0]["lr"]
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(_derived_seed(config.seed, 1, epoch)))
+        order = order.numpy()
+        total_loss = 0.0
+        for b in range(self.num_batches):
+            index = np.sort(order[b * config.batch_size:(b + 1) * config.batch_size])
+            mine = distributed.shard(index)
+            images, weights, paths = train.batch(mine)
+            loss = _step(self.net, self.method, self.optimizer, images, weights, paths,
+                         len(index) if self.ranks > 1 else None)
+            total_loss += loss * len(mine)
+            on_batch(loss)
+        self.scheduler.step()
+        if self.ranks > 1:
+            total_loss = float(distributed.all_reduce_sum(torch.tensor(total_loss, dtype=torch.float64)))
+        return {"lr": lr, "train_loss": total_loss / len(train)}
+
+    def evaluate(self, epoch: int, on_batch: Callable[[], None]) -> dict[str, Any]:
+        row: dict[str, Any] = {}
+        for name, split in (("val", self.val), ("test", self.test)):
+            lo, hi = distributed.shard_bounds(len(split), distributed.rank(), self.ranks)
+            per_map = _per_map(self.model, split, self.method.solver, self.config.eval_batch_size, lo, hi, on_batch)
+            if self.ranks > 1:
+                gathered = distributed.all_gather_object({k: torch.cat(v) if v else torch.zeros(0, dtype=torch.float64)
+                                                          for k, v in per_map.items()})
+                per_map = {k: [part[k] for part in gathered] for k in per_map}
+            row.update({f"{name}_{k}": v for k, v in _summary(per_map).items()})
+        return row
+
+    def postfix(self, row: dict[str, Any]) -> dict[str, str]:
+        return {"val_optimal": f"{row['val_optimal_pct']:.1f}%", "loss": f"{row['train_loss']:.3g}"}
+
+    def final(self, history: list[dict[str, Any]]) -> dict[str, Any]:
+        return _final(self.config, history, self.data, self.train)
+
+    def plot(self, out: Path, history: list[dict[str, Any]]) -> None:
+        config, test = self.config, self.test
+        plot_curves(history, out / "curves.png", title=f"{config.method}, {config.grid_size} x {config.grid_size}")
+        index = np.arange(min(8, len(test)))
+        _, pred = predict(self.model, test, self.method.solver, config.eval_batch_size, index)
+        plot_path_panel(test.maps[index], test.paths[index], pred.cpu().numpy(), test.weights[index],
+                        out / "paths.png", title=f"{config.method}: test maps after {config.epochs} epochs")
 
 
 def _final(config: WarcraftConfig, history: list[dict[str, Any]], data: Any, train: _Split) -> dict[str, Any]:
     last = history[-1]
     trained = [row for row in history if row["epoch"] > 0]
     best = max(trained, key=lambda r: (r["val_optimal_pct"], -r["epoch"])) if trained else last
+    environment = environment_info()
+    if distributed.world_size() > 1:
+        environment["world_size"] = distributed.world_size()
     return {
         "method": config.method,
         "grid_size": config.grid_size,
@@ -737,57 +739,8 @@ def _final(config: WarcraftConfig, history: list[dict[str, Any]], data: Any, tra
         "data": {"source": getattr(data, "source", None), "num_train": len(train),
                  "image_mean": train.mean, "image_std": train.std},
         "config": _config_dict(config),
-        "environment": environment_info(),
+        "environment": environment,
     }
-
-
-class _Bars:
-    """An epoch bar and a batch bar (tqdm), or nothing."""
-
-    def __init__(self, enabled: bool, config: WarcraftConfig, start_epoch: int, num_batches: int, eval_batches: int,
-                 position: int = 0):
-        self.enabled = enabled
-        self.position = position
-        self.batches = None
-        self.epochs = None
-        if not enabled:
-            return
-        from tqdm.auto import tqdm
-
-        self._tqdm = tqdm
-        self.num_batches = num_batches
-        self.eval_batches = eval_batches
-        self.epochs = tqdm(total=config.epochs, initial=start_epoch - 1, desc=f"warcraft {config.method}",
-                           unit="epoch", position=position, leave=position == 0)
-
-    def _new(self, total: int, desc: str, unit: str) -> None:
-        if self.batches is not None:
-            self.batches.close()
-        self.batches = self._tqdm(total=total, desc=desc, unit=unit, leave=False, position=self.position + 1)
-
-    def start_epoch(self, epoch: int) -> None:
-        if self.enabled:
-            self._new(self.num_batches, f"epoch {epoch}", "batch")
-
-    def start_eval(self) -> None:
-        if self.enabled:
-            self._new(self.eval_batches, "evaluating", "batch")
-
-    def batch_done(self, loss: float) -> None:
-        if self.batches is not None:
-            self.batches.update(1)
-            self.batches.set_postfix(loss=f"{loss:.3g}", refresh=False)
-
-    def epoch_done(self, row: dict[str, Any]) -> None:
-        if self.epochs is not None:
-            self.epochs.update(1)
-            self.epochs.set_postfix(val_optimal=f"{row['val_optimal_pct']:.1f}%", loss=f"{row['train_loss']:.3g}")
-
-    def close(self) -> None:
-        for bar in (self.batches, self.epochs):
-            if bar is not None:
-                bar.close()
-        self.batches = self.epochs = None
 
 
 # ---------------------------------------------------------------------------------------------------
