@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
@@ -91,3 +93,16 @@ def test_bench_milp_quick(tmp_path):
     for backend in ("highspy", "scipy"):
         assert _finite_positive(data["backends"][backend]["ms_per_solve_wall"])
     assert "Running HiGHS" not in result.stdout  # the banner is silenced
+
+
+@pytest.mark.slow
+def test_bench_scaling_quick(tmp_path):
+    pytest.importorskip("ray")
+    out = tmp_path / "scaling.json"
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "bench_scaling.py"), "--quick", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["benchmark"] == "scaling"
+    for key in ("sweep_speedup", "torchrun_epoch_speedup"):
+        assert _finite_positive(data[key])

@@ -1,6 +1,7 @@
 """Warcraft data: the procedural generator, its disk cache, the loader of the original layout, the path plot."""
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -232,6 +233,9 @@ def test_cache_round_trip(tmp_path, monkeypatch):
     assert meta["generator_version"] == warcraft_data.GENERATOR_VERSION
     assert (meta["seed"], meta["grid_size"], meta["num_train"], meta["num_val"], meta["num_test"]) == (3, 12, 4, 2, 3)
     assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no temporary folder left behind
+    mask = os.umask(0)
+    os.umask(mask)
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~mask  # readable by others, not mkdtemp's 0700
     mtimes = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
 
     def no_generation(*args, **kwargs):

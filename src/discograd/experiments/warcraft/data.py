@@ -532,6 +532,9 @@ def _write_cache(folder: Path, splits: dict[str, WarcraftSplit], meta: dict[str,
     """Write the data set into a temporary sibling folder, then rename it to ``folder`` (replacing a stale one)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700 folders: a shared cache is for every user (and node) to read
     try:
         for name, split in splits.items():
             for kind, array in (("maps", split.maps), ("vertex_weights", split.weights),
