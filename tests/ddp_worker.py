@@ -14,8 +14,9 @@ from pathlib import Path
 import torch
 
 from discograd import AdaptiveTarget, PerturbedTarget, TopK, blackbox, distributed, imle
+from discograd.losses import FenchelYoungLoss
 
-METHODS = ("imle", "aimle", "aimle_batch", "blackbox")
+METHODS = ("imle", "aimle", "aimle_batch", "blackbox", "perturbed_fy")
 B, D, N, K, S, STEPS = 8, 5, 6, 2, 2, 4
 
 
@@ -50,18 +51,22 @@ def gradients(method: str) -> dict[str, list]:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     target = {"imle": PerturbedTarget(2.0), "aimle": AdaptiveTarget(3.0, update_step=0.2, initial_beta=0.3),
               "aimle_batch": AdaptiveTarget(3.0, update_step=0.2, initial_beta=0.3, norm="batch"),
-              "blackbox": None}[method]
+              "blackbox": None, "perturbed_fy": None}[method]
     lo, hi = distributed.shard_bounds(B, rank, world)
     grads, betas = [], []
     for _ in range(STEPS):
         eps = torch.randn(S, B, N, generator=g, dtype=torch.float64)  # the whole batch's noise, on every rank
-        if method == "blackbox":
-            layer = blackbox(TopK(K), step_size=2.0)
+        if method == "perturbed_fy":  # a loss on the scores, no z
+            loss = FenchelYoungLoss(TopK(K), noise=ShardNoise(eps, lo, hi), noise_scale=0.5, num_samples=S)
+            per_instance = loss(net(x[lo:hi]), y[lo:hi])
         else:
-            layer = imle(TopK(K), noise=ShardNoise(eps, lo, hi), target=target, num_samples=S)
-        z = layer(net(x[lo:hi]))
-        z = z if z.dim() == 3 else z.unsqueeze(0)
-        per_instance = ((z - y[lo:hi]) ** 2).sum(-1).sum(0)
+            if method == "blackbox":
+                layer = blackbox(TopK(K), step_size=2.0)
+            else:
+                layer = imle(TopK(K), noise=ShardNoise(eps, lo, hi), target=target, num_samples=S)
+            z = layer(net(x[lo:hi]))
+            z = z if z.dim() == 3 else z.unsqueeze(0)
+            per_instance = ((z - y[lo:hi]) ** 2).sum(-1).sum(0)
         optimizer.zero_grad()
         (per_instance.sum() / B).backward()  # the whole batch's mean: shards sum to it
         grads.append([p.grad.detach().clone() for p in model.parameters()])

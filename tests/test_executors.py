@@ -132,6 +132,10 @@ def test_executor_arguments_are_checked(tmp_path, capsys):
         run_tasks([task], "local", ray_address="auto")
     with pytest.raises(ValueError, match="experiment"):
         RunTask("tsp", {}, "x")
+    # a Ray task asks for a GPU when its run is on CUDA, unless told otherwise
+    assert task.gpus == 0.0
+    assert RunTask("warcraft", {**task.config, "device": "cuda:1"}, "x").gpus == 1.0
+    assert RunTask("warcraft", {**task.config, "device": "cuda"}, "x", num_gpus=0.5).gpus == 0.5
     assert main(["compare", "--quick", "--ray-address", "auto", "--no-progress"]) == 2
     assert "--executor ray" in capsys.readouterr().err
     assert main(["dvae", "compare", "--quick", "--executor", "ray", "--ray-num-cpus", "0", "--no-progress"]) == 2

@@ -42,19 +42,27 @@ EXPERIMENTS = {
 class RunTask:
     """One run: ``experiment`` (a key of :data:`EXPERIMENTS`), its config as a dict of the config dataclass's
     fields, the run folder ``out``, the torch threads (also the CPUs a Ray task asks for), the GPUs a Ray task
-    asks for, and further keyword arguments of the experiment's run function (``plot``, ``cache_dir``)."""
+    asks for (``None``: one when the config's ``device`` is CUDA, else none), and further keyword arguments of
+    the experiment's run function (``plot``, ``cache_dir``)."""
 
     experiment: str
     config: dict[str, Any]
     out: str
     num_threads: int | None = None
-    num_gpus: float = 0.0
+    num_gpus: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
     label: str = ""
 
     def __post_init__(self) -> None:
         if self.experiment not in EXPERIMENTS:
             raise ValueError(f"experiment must be one of {list(EXPERIMENTS)}; got {self.experiment!r}")
+
+    @property
+    def gpus(self) -> float:
+        """The GPUs a Ray task for this run asks for."""
+        if self.num_gpus is not None:
+            return float(self.num_gpus)
+        return 1.0 if str(self.config.get("device", "cpu")).startswith("cuda") else 0.0
 
 
 def _parts(experiment: str) -> tuple[type, Callable[..., dict[str, Any]]]:
@@ -140,7 +148,7 @@ def _run_ray(tasks: list[RunTask], address: str | None, num_cpus: int | None, pr
         ray.init(**kwargs)
     try:
         remote = ray.remote(_ray_entry)
-        refs = [remote.options(num_cpus=task.num_threads or 1, num_gpus=task.num_gpus or 0,
+        refs = [remote.options(num_cpus=task.num_threads or 1, num_gpus=task.gpus,
                                name=task.label or task.out).remote(task) for task in tasks]
         position = {ref: i for i, ref in enumerate(refs)}
         finals: list[dict[str, Any] | None] = [None] * len(tasks)

@@ -85,7 +85,7 @@ def _check_methods_and_seeds(methods: Sequence[str], seeds: Sequence[int]) -> tu
 
 
 def _tasks(methods: list[str], seeds: list[int], base: WarcraftConfig, out: Path, *, plot: bool,
-           cache_dir: str | os.PathLike | None, num_threads: int | None, num_gpus: float) -> list[RunTask]:
+           cache_dir: str | os.PathLike | None, num_threads: int | None, num_gpus: float | None) -> list[RunTask]:
     """One task per ``(method, seed)``, into ``{out}/{method}/seed{seed}/``."""
     options = {"plot": plot, "cache_dir": None if cache_dir is None else str(cache_dir)}
     return [RunTask("warcraft", asdict(replace(base, method=m, seed=s, lr_milestones=list(base.lr_milestones))),
@@ -97,7 +97,7 @@ def _tasks(methods: list[str], seeds: list[int], base: WarcraftConfig, out: Path
 def run_compare(methods: Sequence[str], seeds: Sequence[int], base: WarcraftConfig, out_dir: str | os.PathLike, *,
                 data: Any = None, progress: bool = True, plot: bool = True, cache_dir: str | os.PathLike | None = None,
                 num_threads: int | None = None, executor: str = "local", ray_address: str | None = None,
-                ray_num_cpus: int | None = None, num_gpus: float = 0.0) -> dict[str, Any]:
+                ray_num_cpus: int | None = None, num_gpus: float | None = None) -> dict[str, Any]:
     """Train every method with every seed on the same data; write the table, CSV, JSON and figure.
 
     ``base`` gives every hyperparameter except ``method`` and ``seed`` (its own are ignored). Finished runs
@@ -295,7 +295,7 @@ def run_table2(methods: Sequence[str], seeds: Sequence[int], base: WarcraftConfi
                out_dir: str | os.PathLike, *, progress: bool = True, plot: bool = True,
                cache_dir: str | os.PathLike | None = None, num_threads: int | None = None, executor: str = "local",
                ray_address: str | None = None, ray_num_cpus: int | None = None,
-               num_gpus: float = 0.0) -> dict[str, Any]:
+               num_gpus: float | None = None) -> dict[str, Any]:
     """The paper's Table 2: :func:`run_compare` at every grid size of ``grid_sizes`` (into ``{out}/K{K}/``,
     with ``base``'s other hyperparameters), then one table of test accuracy, methods × grid sizes.
 
