@@ -43,7 +43,7 @@ from ._io import (
     write_jsonl,
 )
 
-__all__ = ["RunFolder", "Trainer", "torch_threads", "train", "write_metrics"]
+__all__ = ["RunFolder", "Trainer", "open_run", "torch_threads", "train", "write_metrics"]
 
 
 @contextlib.contextmanager
@@ -125,6 +125,16 @@ class RunFolder:
     def write_final(self, final: dict[str, Any]) -> None:
         if self.writer:
             write_json(self.path / "final.json", final)
+
+
+def open_run(out: Path | None, config: dict[str, Any],
+             stop_after_epochs: int | None = None) -> tuple[RunFolder | None, dict[str, Any] | None]:
+    """The run folder for ``config`` (``None`` when ``out`` is) and, when it holds the finished run, its
+    ``final.json`` (not when ``stop_after_epochs`` is set: the caller wants a checkpoint, not the result)."""
+    if out is None:
+        return None, None
+    folder = RunFolder(out, config)
+    return folder, folder.open(finished_ok=stop_after_epochs is None)
 
 
 class Trainer:

@@ -26,7 +26,7 @@ import torch
 from .._format import mean_std_cell, over_seeds
 from .._io import atomic_write_text, environment_info, pyplot, save_figure, write_json
 from ..executors import RunTask, run_tasks
-from ..harness import RunFolder, Trainer, torch_threads
+from ..harness import Trainer, open_run, torch_threads
 from ..harness import train as harness_train
 from .data import DATASETS, BinaryImages, load_digits_binary, load_mnist_binary
 from .model import (
@@ -289,11 +289,9 @@ def run_dvae(config: DVAEConfig, out_dir: str | os.PathLike | None = None, *, da
 
 def _run(config: DVAEConfig, out: Path | None, data: BinaryImages | None, progress: bool, plot: bool,
          stop_after_epochs: int | None, bar_position: int) -> dict[str, Any]:
-    folder = None if out is None else RunFolder(out, asdict(config))
-    if folder is not None:
-        finished = folder.open(finished_ok=stop_after_epochs is None)
-        if finished is not None:
-            return finished
+    folder, finished = open_run(out, asdict(config), stop_after_epochs)
+    if finished is not None:
+        return finished
     data = load_data(config) if data is None else data
     return harness_train(_DVAETrainer(config, data), folder, config.epochs, stop_after_epochs=stop_after_epochs,
                          progress=progress, plot=plot, bar_position=bar_position)

@@ -82,7 +82,7 @@ from ... import (
 from ...exact import enumeration_log_probs, ksubset_states
 from ...solvers import TopK
 from .._io import environment_info, pyplot, save_checkpoint, save_figure
-from ..harness import RunFolder, Trainer, torch_threads
+from ..harness import RunFolder, Trainer, open_run, torch_threads
 from ..harness import train as harness_train
 from .data import (
     TABULAR_TASKS,
@@ -719,11 +719,9 @@ def run_l2x(config: L2XConfig, out_dir: str | os.PathLike | None = None, *, data
 
 def _run(config: L2XConfig, out: Path | None, data: L2XData | None, progress: bool, plot: bool,
          stop_after_epochs: int | None, bar_position: int) -> dict[str, Any]:
-    folder = None if out is None else RunFolder(out, asdict(config))
-    if folder is not None:
-        finished = folder.open(finished_ok=stop_after_epochs is None)
-        if finished is not None:
-            return finished
+    folder, finished = open_run(out, asdict(config), stop_after_epochs)
+    if finished is not None:
+        return finished
     if data is None:
         data = load_data(config)
     if data.task != config.task:

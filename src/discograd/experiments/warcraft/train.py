@@ -95,7 +95,7 @@ from ...losses import FenchelYoungLoss, hamming_loss, spo_plus_loss
 from ...solvers import GridShortestPath
 from ...targets import KnownTarget, LabelTarget
 from .._io import environment_info, pyplot, save_figure
-from ..harness import RunFolder, Trainer, torch_threads
+from ..harness import Trainer, open_run, torch_threads
 from ..harness import train as harness_train
 from .model import COST_ACTIVATIONS, WarcraftNet
 
@@ -614,11 +614,9 @@ def _run(config: WarcraftConfig, out: Path | None, data: Any, progress: bool, pl
     val = _Split(data.val, config.num_val, train.mean, train.std, config.device)
     test = _Split(data.test, config.num_test, train.mean, train.std, config.device)
     config = config.resolve()
-    folder = None if out is None else RunFolder(out, _config_dict(config))
-    if folder is not None:
-        finished = folder.open(finished_ok=stop_after_epochs is None)
-        if finished is not None:
-            return finished
+    folder, finished = open_run(out, _config_dict(config), stop_after_epochs)
+    if finished is not None:
+        return finished
     trainer = _WarcraftTrainer(config, data, train, val, test)
     return harness_train(trainer, folder, config.epochs, stop_after_epochs=stop_after_epochs, progress=progress,
                          plot=plot, bar_position=bar_position, map_location=config.device)
