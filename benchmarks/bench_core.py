@@ -338,7 +338,7 @@ def memory_worker(spec: dict[str, Any]) -> dict[str, Any]:
     dtype = getattr(torch, spec["dtype"])
     num_samples, batch_size, n = spec["shape"]
     k = n // 10
-    noise, solver = SumOfGamma(k), TopK(k)
+    noise, solver = SumOfGamma(k, method=spec.get("noise_method", "gamma")), TopK(k)
 
     def step(theta: torch.Tensor, weights: torch.Tensor, s: int) -> None:
         if spec["mode"] in ("imle", "imle_recompute"):

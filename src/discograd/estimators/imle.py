@@ -32,7 +32,7 @@ from ..targets.base import instance_norm
 from ._base import DEFAULT_NOISE, PerturbAndMAP, layer_or_decorator
 from ._batching import solve_samples
 
-__all__ = ["IMLE", "imle", "ZERO_GRADIENT_PASSES"]
+__all__ = ["CHUNK_ELEMENTS", "IMLE", "imle", "ZERO_GRADIENT_PASSES"]
 
 #: how many all-zero backward passes at the start of training make :class:`IMLE` warn (``warn_zero_gradient``)
 ZERO_GRADIENT_PASSES = 10
@@ -80,7 +80,7 @@ class _IMLEFunction(torch.autograd.Function):
         num_samples = layer.num_samples
         grad_z = grad_output if num_samples is not None else grad_output.unsqueeze(0)
         check_finite(grad_z, "the gradient of the loss with respect to z", hint=": check the loss")
-        gradient = imle_gradient(
+        gradient, nonzero = summed_imle_gradient(
             layer.solver,
             theta,
             z,
@@ -97,8 +97,8 @@ class _IMLEFunction(torch.autograd.Function):
             noise_temperature=layer.temperature,
         )
         if layer.warn_zero_gradient and layer._zero_backward_passes is not None:
-            layer._count_zero_gradient(gradient, grad_z)
-        return gradient.sum(0), None, None, None, None, None, None
+            layer._count_zero_gradient(nonzero, grad_z)
+        return gradient, None, None, None, None, None, None
 
 
 def imle_gradient(
@@ -117,6 +117,8 @@ def imle_gradient(
     event_dims: int = 1,
     target_theta: Tensor | None = None,
     noise_temperature: float = 1.0,
+    noise_norm: Tensor | None = None,
+    observe: bool = True,
 ) -> Tensor:
     """The per-sample I-MLE gradient ``[S, *theta.shape]`` (before the sum over samples).
 
@@ -125,7 +127,8 @@ def imle_gradient(
     ``target_theta`` (``theta``'s shape) goes to targets that use it (:class:`~discograd.targets.KnownTarget`).
     Targets with ``uses_noise_norm = True`` (:class:`~discograd.targets.AdaptiveTarget`) also get
     ``noise_norm``: the per-instance norm ``‖τ ε_s‖`` of the forward perturbation (``noise_temperature`` is τ),
-    shape ``[S, *batch, 1, ..., 1]``, or ``None`` without noise.
+    shape ``[S, *batch, 1, ..., 1]``, or ``None`` without noise (computed here unless given). ``observe=False``
+    does not pass the gradient to the target's ``observe`` (the caller does, e.g. once for all chunks).
     Exposed for estimators built on I-MLE and for tests; :class:`IMLE` is the user-facing op.
     """
     kwargs = {} if kwargs is None else kwargs
@@ -137,7 +140,10 @@ def imle_gradient(
         return eps() if callable(eps) else eps
 
     if getattr(target, "uses_noise_norm", False):
-        extra["noise_norm"] = None if eps is None else instance_norm(noise(), event_dims).mul_(noise_temperature)
+        if noise_norm is not None:
+            extra["noise_norm"] = noise_norm
+        else:
+            extra["noise_norm"] = None if eps is None else instance_norm(noise(), event_dims).mul_(noise_temperature)
     params = target.params(theta_s, grad_z, event_dims=event_dims, **extra)
 
     def solve(x: Tensor) -> Tensor:
@@ -167,10 +173,72 @@ def imle_gradient(
         gradient.mul_(nonzero)
     elif scale_by_step_size and lam != 1.0:
         gradient.div_(lam)
-    observe = getattr(target, "observe", None)
-    if observe is not None:
-        observe(gradient, event_dims=event_dims)
+    update = getattr(target, "observe", None) if observe else None
+    if update is not None:
+        update(gradient, event_dims=event_dims)
     return gradient
+
+
+#: the target-side solves of the backward pass go in chunks of samples of about this many elements when the
+#: ``[S, *theta.shape]`` tensors are larger (peak memory: the forward sample, the upstream gradient and the
+#: noise, plus two chunks, instead of two more full-size tensors)
+CHUNK_ELEMENTS = 1 << 21
+
+
+def _sample_chunk(grad_z: Tensor, target: Any, num_samples: int | None) -> int | None:
+    """Samples per chunk of the target-side solves, or ``None`` to solve all samples in one call."""
+    if num_samples is None or grad_z.shape[0] < 2 or not getattr(target, "samplewise", False):
+        return None
+    if getattr(target, "observe", None) is not None and getattr(target, "observe_counts", None) is None:
+        return None  # a stateful target that needs the whole per-sample gradient at once
+    per_sample = grad_z[0].numel()
+    chunk = max(1, CHUNK_ELEMENTS // max(per_sample, 1))
+    return chunk if chunk < grad_z.shape[0] else None
+
+
+def summed_imle_gradient(
+    solver: Callable[..., Tensor],
+    theta: Tensor,
+    z: Tensor,
+    grad_z: Tensor,
+    eps: Tensor | Callable[[], Tensor] | None,
+    target: Target,
+    **options: Any,
+) -> tuple[Tensor, bool]:
+    """The I-MLE gradient summed over samples (``theta``'s shape) and whether any per-sample entry was
+    non-zero; arguments as :func:`imle_gradient`.
+
+    Large problems (``[S, *theta.shape]`` above :data:`CHUNK_ELEMENTS`, targets that act sample by sample,
+    which every target of discograd does except ``AdaptiveTarget(norm="batch")``) solve the target side in
+    chunks of samples, so that only two chunk-sized tensors join the forward sample, the upstream gradient
+    and the noise at the peak; the result is the one of a single call (each instance is solved on its own).
+    """
+    chunk = _sample_chunk(grad_z, target, options.get("num_samples"))
+    if chunk is None:
+        gradient = imle_gradient(solver, theta, z, grad_z, eps, target, **options)
+        return gradient.sum(0), bool(gradient.any())
+    noise = eps() if callable(eps) else eps  # drawn once (recompute_noise), then sliced
+    event_dims = options.get("event_dims", 1)
+    noise_norm = None
+    if getattr(target, "uses_noise_norm", False) and noise is not None:
+        noise_norm = instance_norm(noise, event_dims).mul_(options.get("noise_temperature", 1.0))
+    counts = [] if getattr(target, "observe_counts", None) is not None else None
+    total: Tensor | None = None
+    nonzero = False
+    chunk_options = {**options, "observe": False}
+    for lo in range(0, grad_z.shape[0], chunk):
+        hi = min(grad_z.shape[0], lo + chunk)
+        part = imle_gradient(solver, theta, z[lo:hi], grad_z[lo:hi], None if noise is None else noise[lo:hi],
+                             target, **{**chunk_options, "num_samples": hi - lo},
+                             noise_norm=None if noise_norm is None else noise_norm[lo:hi])
+        if counts is not None:
+            counts.append(target.nonzero_counts(part, event_dims=event_dims))
+        nonzero = nonzero or bool(part.any())
+        total = part.sum(0) if total is None else total.add_(part.sum(0))
+        del part
+    if counts is not None:
+        target.observe_counts(torch.cat(counts))
+    return total, nonzero
 
 
 class IMLE(PerturbAndMAP):
@@ -265,8 +333,8 @@ class IMLE(PerturbAndMAP):
         # was given (only targets whose zero gradient signals a too-small step are watched)
         self._zero_backward_passes: int | None = 0 if isinstance(target, PerturbedTarget) else None
 
-    def _count_zero_gradient(self, gradient: Tensor, grad_z: Tensor) -> None:
-        if bool(gradient.any()):
+    def _count_zero_gradient(self, nonzero: bool, grad_z: Tensor) -> None:
+        if nonzero:
             self._zero_backward_passes = None  # it learns: stop watching
             return
         if not bool(grad_z.any()):

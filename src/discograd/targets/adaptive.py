@@ -168,13 +168,27 @@ class AdaptiveTarget:
         theta_plus = theta + step if self.two_sided else None
         return TargetParams(theta_minus=theta_minus, theta_plus=theta_plus, step_size=lam, two_sided=self.two_sided)
 
+    @property
+    def samplewise(self) -> bool:
+        """Whether θ' of a sample depends only on that sample (per-instance norms): the backward pass may then
+        solve the samples in chunks (and report their counts with :meth:`observe_counts`)."""
+        return self.norm == "instance"
+
+    @staticmethod
+    def nonzero_counts(gradient: Tensor, *, event_dims: int) -> Tensor:
+        """The number of non-zero entries of each instance and sample of a per-sample gradient (float32)."""
+        if event_dims == 0:
+            return (gradient != 0).to(torch.float32)
+        flat = gradient.reshape(*gradient.shape[: gradient.dim() - event_dims], -1)
+        return (flat != 0).sum(-1).to(torch.float32)
+
     def observe(self, gradient: Tensor, *, event_dims: int) -> None:
         """Update the running average of non-zero entries and β from one per-sample gradient."""
-        if event_dims == 0:
-            counts = (gradient != 0).to(torch.float32)
-        else:
-            flat = gradient.reshape(*gradient.shape[: gradient.dim() - event_dims], -1)
-            counts = (flat != 0).sum(-1).to(torch.float32)
+        self.observe_counts(self.nonzero_counts(gradient, event_dims=event_dims))
+
+    def observe_counts(self, counts: Tensor) -> None:
+        """Update the running average and β from the non-zero counts of every instance and sample of one
+        backward pass (:meth:`nonzero_counts`)."""
         if self._shared():  # the mean over every rank's instances: sum and number, all-reduced together
             totals = distributed.all_reduce_sum(torch.stack([counts.double().sum(),
                                                              torch.tensor(float(counts.numel()), dtype=torch.float64,

@@ -56,6 +56,9 @@ class KnownTarget:
     #: the layer must be called with ``target_theta=`` (see :class:`~discograd.IMLE`)
     uses_target_theta = True
 
+    #: θ' of a sample depends only on that sample (the backward pass may solve the samples in chunks)
+    samplewise = True
+
     def __init__(self, step_size: float = 1.0) -> None:
         self.step_size = check_step_size(step_size, "step_size")
 

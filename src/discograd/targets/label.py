@@ -46,6 +46,9 @@ class LabelTarget:
         tensor([[ 1.,  1., -1., -1.]])
     """
 
+    #: θ' of a sample depends only on that sample (the backward pass may solve the samples in chunks)
+    samplewise = True
+
     def __init__(self, step_size: float = 1.0) -> None:
         self.step_size = check_step_size(step_size, "step_size")
 

@@ -27,6 +27,9 @@ class PerturbedTarget:
         two_sided: use the central difference.
     """
 
+    #: θ' of a sample depends only on that sample (the backward pass may solve the samples in chunks)
+    samplewise = True
+
     def __init__(self, step_size: float = 1.0, two_sided: bool = False) -> None:
         self.step_size = check_step_size(step_size, "step_size")
         if not isinstance(two_sided, bool):
