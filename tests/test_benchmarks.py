@@ -24,7 +24,7 @@ def test_bench_core_quick(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert "I-MLE" in result.stdout and "speed-up" in result.stdout
+    assert "I-MLE" in result.stdout and "vs torch-imle" in result.stdout
 
     data = json.loads(out.read_text())
     assert data["benchmark"] == "core" and data["quick"] is True
@@ -42,12 +42,22 @@ def test_bench_core_quick(tmp_path):
             assert _finite_positive(row[key]), (key, row[key])
 
     sog = data["sog_sampling"]
-    assert sog["rows"] and sog["target_min_speedup"] == 2.0
+    assert sog["rows"] and sog["targets"]["speedup_vs_torch_imle"]["target"] == ">= 2.0"
+    assert sog["targets"]["speedup_vs_gamma"]["target"] == ">= 15.0"
+    assert sog["targets"]["ratio_to_gumbel"]["target"] == "<= 1.5"
     for row in sog["rows"]:
-        for key in ("baseline_s", "ours_s", "speedup", "exact_variance"):
+        for key in ("speedup_vs_torch_imle", "speedup_vs_gamma", "ratio_to_gumbel", "exact_variance"):
             assert _finite_positive(row[key]), (key, row[key])
-        for sampler in ("ours_law", "baseline_law"):
-            assert all(math.isfinite(row[sampler][key]) for key in ("mean", "variance", "mean_z", "variance_z"))
+        assert set(row["seconds"]) == {"torch_imle", "gamma", "table", "gumbel"}
+        for sampler in ("torch_imle", "gamma", "table"):  # the three Sum-of-Gamma samplers
+            assert all(math.isfinite(row["law"][sampler][key]) for key in ("mean", "variance", "mean_z", "variance_z"))
+
+    step = data["imle_step"]
+    assert step["rows"] and step["targets"]["speedup_vs_torch_imle"]["target"] == ">= 8.0"
+    for row in step["rows"]:
+        assert set(row["seconds"]) == {"torch_imle", "gamma", "table"}
+        for key in ("speedup_vs_gamma", "speedup_vs_torch_imle"):
+            assert _finite_positive(row[key]), (key, row[key])
 
     memory = data["memory"]
     assert memory["rows"]
@@ -59,7 +69,8 @@ def test_bench_core_quick(tmp_path):
                 assert _finite_positive(row[key]), (key, row[key])
 
     targets = data["targets"]
-    assert set(targets) >= {"imle_overhead_max_ratio", "sog_min_speedup", "sog_same_law"}
+    assert set(targets) >= {"imle_overhead_max_ratio", "sog_speedup_vs_torch_imle", "sog_speedup_vs_gamma",
+                            "sog_ratio_to_gumbel", "sog_same_law", "step_speedup_vs_gamma", "step_speedup_vs_torch_imle"}
     assert all(isinstance(t["met"], bool) for t in targets.values())
 
 

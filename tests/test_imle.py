@@ -457,7 +457,7 @@ def test_recompute_noise_needs_a_generator():
 def test_recompute_noise_with_the_adaptive_target():
     """AdaptiveTarget reads the noise's norm (its λ floor): the redrawn noise gives the same gradient."""
     theta = torch.zeros(3, 8)  # at θ = 0 the floor decides λ
-    g = torch.randn(2, 3, 8, generator=torch.Generator().manual_seed(1))
+    g = torch.randn(2, 3, 8, generator=torch.Generator().manual_seed(4))  # seeds with a non-zero gradient
     grads = []
     for recompute in (False, True):
         layer = discograd.imle(TopK(2), noise=SumOfGamma(2), target=discograd.AdaptiveTarget(initial_beta=1.0),

@@ -104,19 +104,30 @@ def test_sum_of_gamma_samples_in_a_forked_child_after_threaded_sampling_in_the_p
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        SumOfGamma(3).sample((4, 1 << 17), generator=torch.Generator().manual_seed(0))  # the pool's threads start
+        generator = torch.Generator().manual_seed(0)
+        SumOfGamma(3, method="gamma").sample((4, 1 << 17), generator=generator)  # the pool's threads start
+        SumOfGamma(3).sample((4, 1 << 17), generator=generator)  # torch's parallel kernels run
         context = mp.get_context("fork")
         with context.Pool(1) as pool:
             result = pool.apply_async(_sample_in_child)
-            assert result.get(timeout=60) == (4, 1 << 17)
+            assert result.get(timeout=60) == ((4, 1 << 17), (4, 1 << 17), True, 1)
     finally:
         torch.set_num_threads(previous)
 
 
 def _sample_in_child():
+    import warnings
+
     from discograd import SumOfGamma
 
-    return tuple(SumOfGamma(3).sample((4, 1 << 17), generator=torch.Generator().manual_seed(1)).shape)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = SumOfGamma(3).sample((4, 1 << 17), generator=torch.Generator().manual_seed(1))
+    gamma = SumOfGamma(3, method="gamma").sample((4, 1 << 17), generator=torch.Generator().manual_seed(1))
+    # the default (table) sampler runs torch's kernels, which hang after fork() on several threads: it
+    # switches this child to one thread and says so
+    warned = any("set_num_threads(1)" in str(w.message) for w in caught)
+    return tuple(table.shape), tuple(gamma.shape), warned, torch.get_num_threads()
 
 
 def _train_from_zero(target, steps=200):

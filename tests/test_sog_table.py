@@ -139,7 +139,7 @@ def test_dtypes_and_determinism(dtype):
 def test_bad_method_and_repr():
     with pytest.raises(ValueError, match="method must be one of"):
         SumOfGamma(3, method="fft")
-    assert "method='table'" in repr(SumOfGamma(3, method="table")) and "method" not in repr(SumOfGamma(3))
+    assert "method='gamma'" in repr(SumOfGamma(3, method="gamma")) and "method" not in repr(SumOfGamma(3))
 
 
 def test_slow_tables_are_cached_on_disk_and_a_corrupt_file_is_rebuilt(tmp_path, monkeypatch):
