@@ -117,3 +117,18 @@ def test_bench_scaling_quick(tmp_path):
     assert data["benchmark"] == "scaling"
     for key in ("sweep_speedup", "torchrun_epoch_speedup"):
         assert _finite_positive(data[key])
+
+
+def test_bench_threads_quick(tmp_path):
+    """The solver-thread benchmark runs in its quick mode and writes finite timings for every solver."""
+    out = tmp_path / "threads.json"
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "bench_threads.py"), "--quick", "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert data["benchmark"] == "threads" and data["quick"] is True
+    assert {row["solver"] for row in data["rows"]} == {"LinearAssignment n=10", "SpanningTree n=10",
+                                                        "Knapsack n=50 cap=100", "GridShortestPath K=12"}
+    for row in data["rows"]:
+        for key in ("one_thread_s", "two_threads_s", "speedup", "work"):
+            assert _finite_positive(row[key]), (key, row[key])
