@@ -729,3 +729,15 @@ def test_regret_bad_inputs_raise():
     with pytest.raises(ValueError):
         dataset_regret(model, [(torch.zeros(2, 5), costs, costs, torch.ones(3))], solver, sense="min")
     assert model.training  # restored after an error too
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_dataset_regret_with_a_model_on_cuda_equals_the_cpu_value():
+    x, c = shortest_path_data(64, 5, (4, 4), deg=2, noise_width=0.5, seed=6)
+    solver = path_solver(4, 4)
+    loader = DataLoader(OptDataset(solver, x, c, sense="min"), batch_size=16)
+    model = linear_model(5, 24, seed=5)
+    on_cpu = dataset_regret(model, loader, solver, sense="min")
+    assert dataset_regret(model.cuda(), loader, solver, sense="min") == pytest.approx(on_cpu, rel=1e-6)
+    assert next(model.parameters()).device.type == "cuda"
