@@ -436,3 +436,24 @@ def test_repr_names_the_settings():
     text = repr(CachedSolver(discograd.TopK(1), SolutionPool(3, torch.eye(3)), 0.25, mode="instance"))
     assert "solve_ratio=0.25" in text and "mode='instance'" in text and "size=3" in text
     assert list(itertools.islice(CachedSolver(discograd.TopK(1), SolutionPool(3), 0.5).buffers(), 1))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("mode", ["batch", "instance"])
+def test_cuda_matches_cpu(mode):
+    g = torch.Generator().manual_seed(17)
+    solver = discograd.TopK(2)
+    init = solver(torch.randn(10, 6, generator=g))
+    theta = torch.randn(40, 6, generator=g)
+    results = []
+    for device in ("cpu", "cuda"):
+        cached = CachedSolver(solver, SolutionPool(6, init).to(device), 0.5, mode=mode,
+                              generator=torch.Generator(device=device).manual_seed(0))
+        z = cached(theta.to(device))
+        assert z.device.type == device and cached.pool.solutions.device.type == device
+        results.append((z.cpu(), cached.pool.best(theta.to(device)).cpu()))
+    # the draws differ between devices; the pooled answers of the same pool contents do not
+    pool_cpu = SolutionPool(6, init)
+    assert torch.equal(pool_cpu.best(theta), SolutionPool(6, init).to("cuda").best(theta.cuda()).cpu())
+    assert all(z.shape == theta.shape for z, _ in results)
