@@ -15,6 +15,7 @@ solver                 theta                       z
 ``Ranking``            ``[*batch, n]``             a permutation of the rank values
 ``SpanningTree``       ``[*batch, n, n]``          symmetric adjacency of a max spanning tree
 ``Knapsack``           ``[*batch, n]`` (values)    0/1 items within the capacity
+``MultiKnapsack``      ``[*batch, n]`` (values)    0/1 items within d real-valued capacities
 ``MILP``               ``[*batch, n]``             optimum of a mixed-integer program (HiGHS)
 =====================  ==========================  ==============================================
 
@@ -27,22 +28,24 @@ from .base import Solver, SolverFn, event_dims_of
 from .grid_shortest_path import GridShortestPath
 from .knapsack import Knapsack
 from .milp import MILP
+from .multi_knapsack import MultiKnapsack
 from .ranking import Ranking
 from .shortest_path import ShortestPath
 from .spanning_tree import SpanningTree
 from .topk import TopK
 
 __all__ = [
+    "MILP",
+    "Argmax",
+    "GridShortestPath",
+    "Knapsack",
+    "LinearAssignment",
+    "MultiKnapsack",
+    "Ranking",
+    "ShortestPath",
     "Solver",
     "SolverFn",
-    "event_dims_of",
-    "Argmax",
-    "TopK",
-    "GridShortestPath",
-    "ShortestPath",
-    "LinearAssignment",
-    "Ranking",
     "SpanningTree",
-    "Knapsack",
-    "MILP",
+    "TopK",
+    "event_dims_of",
 ]
