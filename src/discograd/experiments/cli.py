@@ -6,6 +6,7 @@
   seeds, or methods × seeds × grid sizes next to the paper's Table 2.
 - ``discograd synthetic ...``: the synthetic top-k study.
 - ``discograd l2x ...`` / ``discograd dvae ...``: learning to explain and the discrete VAE.
+- ``discograd pto ...``: predict-then-optimize on PyEPO's benchmarks (shortest path, knapsack, TSP), methods x seeds.
 - ``discograd study [--quick] ...``: the paper's optimisation study: every estimator's optimality gap
   after 50 SGD steps, the λ × learning-rate grid of Sum-of-Gamma against Gumbel noise, and the
   paper's claims checked on both gaps.
@@ -110,11 +111,13 @@ def _add_experiment_commands(sub: Any) -> None:
     """The experiment packages register their own subcommands (and set a handler attribute on args)."""
     from .dvae import add_dvae_commands
     from .l2x.commands import add_l2x_commands
+    from .pto.commands import add_pto_commands
     from .warcraft.commands import add_warcraft_commands
 
     add_warcraft_commands(sub, demo_name="demo")
     add_dvae_commands(sub)
     add_l2x_commands(sub)
+    add_pto_commands(sub)
 
 
 def _run_synthetic(args: argparse.Namespace) -> int:
@@ -180,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .l2x.commands import run_l2x_command
 
         return run_l2x_command(args)
+    if hasattr(args, "pto_handler"):
+        from .pto.commands import run_pto_command
+
+        return run_pto_command(args)
     command = args.command if args.command != "bench" else f"bench {args.benchmark}"
     try:
         if args.command == "synthetic":

@@ -35,6 +35,7 @@ EXPERIMENTS = {
     "warcraft": ("discograd.experiments.warcraft.train", "WarcraftConfig", "run_warcraft"),
     "l2x": ("discograd.experiments.l2x.train", "L2XConfig", "run_l2x"),
     "dvae": ("discograd.experiments.dvae.train", "DVAEConfig", "run_dvae"),
+    "pto": ("discograd.experiments.pto.train", "PTOConfig", "run_pto"),
 }
 
 
