@@ -89,8 +89,8 @@ def _pyepo_loss(method: str, config: PTOConfig, optmodel: Any, dataset: Any) -> 
                                                                                          seed=config.seed),
                                       processes=1)
         return lambda cp, c, w, z: l1(aimle(cp), w)
-    pool = {"nce": f.NCE, "cmap": f.contrastiveMAP, "ltr_pointwise": f.pointwiseLTR, "ltr_pairwise": f.pairwiseLTR,
-            "ltr_listwise": f.listwiseLTR}[method]
+    pool = {"nce": f.NCE, "cmap": f.contrastiveMAP, "ltr_pointwise": f.ptLTR, "ltr_pairwise": f.prLTR,
+            "ltr_listwise": f.lsLTR}[method]
     module = pool(optmodel, processes=1, solve_ratio=config.solve_ratio, dataset=dataset)
     if method in ("nce", "cmap"):
         return lambda cp, c, w, z: module(cp, w)
