@@ -57,7 +57,8 @@ def gradients(method: str) -> dict[str, list]:
     for _ in range(STEPS):
         eps = torch.randn(S, B, N, generator=g, dtype=torch.float64)  # the whole batch's noise, on every rank
         if method == "perturbed_fy":  # a loss on the scores, no z
-            loss = FenchelYoungLoss(TopK(K), noise=ShardNoise(eps, lo, hi), noise_scale=0.5, num_samples=S)
+            loss = FenchelYoungLoss(TopK(K), noise=ShardNoise(eps, lo, hi), noise_scale=0.5, num_samples=S,
+                                    reduction="none")
             per_instance = loss(net(x[lo:hi]), y[lo:hi])
         else:
             if method == "blackbox":

@@ -153,7 +153,8 @@ def test_fenchel_young_gradient_is_perturbed_mean_minus_target(generator):
     theta = torch.randn(4, 6, generator=generator, dtype=torch.float64)
     z_true = TopK(2)(torch.randn(4, 6, generator=generator, dtype=torch.float64))
     eps = Normal().sample((8, 4, 6), generator=generator, dtype=torch.float64)
-    loss = FenchelYoungLoss(TopK(2), noise=FixedNoise(eps, lambda e: e), noise_scale=0.5, num_samples=8)
+    loss = FenchelYoungLoss(TopK(2), noise=FixedNoise(eps, lambda e: e), noise_scale=0.5, num_samples=8,
+                            reduction="none")
     t = theta.clone().requires_grad_()
     value = loss(t, z_true)
     assert value.shape == (4,)
@@ -171,7 +172,8 @@ def test_fenchel_young_learns_to_predict_the_target(generator):
     opt = torch.optim.SGD([theta], lr=0.5)
     for _ in range(100):
         opt.zero_grad()
-        fenchel_young_loss(theta, z_true, solver=TopK(3), num_samples=4, generator=generator).sum().backward()
+        fenchel_young_loss(theta, z_true, solver=TopK(3), num_samples=4, generator=generator,
+                           reduction="none").sum().backward()
         opt.step()
     assert exact_match(TopK(3)(theta.detach()), z_true).mean() == 1.0
 
@@ -211,15 +213,15 @@ def test_spo_plus_closed_form_by_enumeration(generator):
 def test_hamming_and_metrics():
     z = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0]])
     z_true = torch.tensor([[1.0, 0.0, 1.0, 0.0], [1.0, 0.0, 1.0, 0.0]])
-    torch.testing.assert_close(hamming_loss(z, z_true), torch.tensor([0.0, 0.5]))
-    torch.testing.assert_close(hamming_loss(z, z_true, normalize=False), torch.tensor([0.0, 2.0]))
+    torch.testing.assert_close(hamming_loss(z, z_true, reduction="none"), torch.tensor([0.0, 0.5]))
+    torch.testing.assert_close(hamming_loss(z, z_true, normalize=False, reduction="none"), torch.tensor([0.0, 2.0]))
     torch.testing.assert_close(hamming_distance(z, z_true), torch.tensor([0.0, 2.0]))
     torch.testing.assert_close(exact_match(z, z_true), torch.tensor([1.0, 0.0]))
     theta = torch.tensor([[4.0, 0.0, 1.0, 0.0], [4.0, 1.0, 2.0, 0.0]])
     torch.testing.assert_close(regret(theta, z, z_true), torch.tensor([0.0, 3.0]))
     torch.testing.assert_close(normalized_regret(theta, z, z_true), torch.tensor([0.0, 0.5]))
     grid = torch.zeros(2, 3, 3)
-    assert hamming_loss(grid, grid, event_dims=2).shape == (2,)
+    assert hamming_loss(grid, grid, event_dims=2, reduction="none").shape == (2,)
     with pytest.raises(ValueError, match="z and z_true must share"):
         hamming_loss(torch.zeros(2, 4), torch.zeros(2, 5))
 
@@ -284,6 +286,9 @@ def _layer_estimators(generator):
         "blackbox": discograd.blackbox(TopK(K), step_size=1.0),
         "straight_through": discograd.straight_through(TopK(K), num_samples=3, generator=generator),
         "perturbed": discograd.perturbed(TopK(K), num_samples=3, generator=generator),
+        "perturbed_multiplicative": discograd.perturbed(TopK(K), num_samples=3, perturbation="multiplicative",
+                                                        control_variate="leave_one_out", generator=generator),
+        "negative_identity": discograd.estimators.negative_identity(TopK(K)),
         "simple": discograd.simple(K, num_samples=3, generator=generator),
         "gumbel_softmax": lambda t: discograd.gumbel_softmax(t, temperature=0.5, generator=generator),
         "relaxed_topk": lambda t: discograd.relaxed_topk(t, K, temperature=0.5, generator=generator),

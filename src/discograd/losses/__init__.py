@@ -1,13 +1,27 @@
 """Losses for learning through solvers.
 
-- :func:`fenchel_young_loss`: the perturbed Fenchel-Young loss (Berthet et al., 2020), gradient
-  ``y_σ(θ) − z_true``.
+- :func:`fenchel_young_loss` / :class:`FenchelYoungLoss`: the perturbed Fenchel-Young loss (Berthet et al.,
+  2020), gradient ``∇F_σ(θ) − z_true``; additive or multiplicative (InferOpt, PyEPO's ``PFYMul``)
+  perturbation.
 - :func:`spo_plus_loss`: SPO+ for predict-then-optimize (Elmachtoub & Grigas, 2022).
+- :func:`structured_svm_loss` / :class:`StructuredSVMLoss`: the structured hinge loss with Hamming or 0-1
+  base loss, loss-augmented decoding by one solver call (InferOpt's ``StructuredSVMLoss``).
 - :func:`hamming_loss`: the normalised Hamming distance between structures (differentiable in ``z``).
+
+Every loss takes ``reduction="mean"`` (the default, as ``torch.nn`` and PyEPO), ``"sum"`` or ``"none"``
+(one value per instance).
 """
 
 from .fenchel_young import FenchelYoungLoss, fenchel_young_loss
 from .hamming import hamming_loss
 from .spo_plus import spo_plus_loss
+from .ssvm import StructuredSVMLoss, structured_svm_loss
 
-__all__ = ["FenchelYoungLoss", "fenchel_young_loss", "spo_plus_loss", "hamming_loss"]
+__all__ = [
+    "FenchelYoungLoss",
+    "StructuredSVMLoss",
+    "fenchel_young_loss",
+    "hamming_loss",
+    "spo_plus_loss",
+    "structured_svm_loss",
+]

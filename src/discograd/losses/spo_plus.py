@@ -2,7 +2,8 @@ r"""SPO+ (Elmachtoub & Grigas, "Smart 'Predict, then Optimize'", Management Scie
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -11,7 +12,7 @@ from torch.autograd.function import once_differentiable
 from .._validation import check_theta
 from ..estimators._batching import solve_samples
 from ..solvers.base import event_dims_of
-from ._common import check_same_shape, event_sum
+from ._common import apply_reduction, check_reduction, check_same_shape, event_sum
 
 __all__ = ["spo_plus_loss"]
 
@@ -37,7 +38,8 @@ class _SPOPlusFunction(torch.autograd.Function):
 
 
 def spo_plus_loss(theta_pred: Tensor, theta_true: Tensor, z_true: Tensor, *, solver: Callable[..., Tensor],
-                  solver_args: tuple = (), solver_kwargs: dict[str, Any] | None = None) -> Tensor:
+                  solver_args: tuple = (), solver_kwargs: dict[str, Any] | None = None,
+                  reduction: str = "mean") -> Tensor:
     r"""SPO+ loss in discograd's maximisation convention (scores θ = −cost).
 
     With ``z* = z_true = MAP(θ_true)``:
@@ -45,8 +47,9 @@ def spo_plus_loss(theta_pred: Tensor, theta_true: Tensor, z_true: Tensor, *, sol
     ``<θ, z*> − <θ, MAP(θ̂)>``; subgradient ``2 [MAP(2θ̂ − θ) − z*]``. (In the paper's cost form,
     ``ℓ(ĉ) = max_z (c − 2ĉ)ᵀz + 2ĉᵀz* − cᵀz*`` with ``c = −θ``: the same number.)
 
-    Returns one value per instance (shape ``theta_pred.shape[:-event_dims]``); only ``theta_pred`` gets a
-    gradient. One solver call.
+    Computes one value per instance (shape ``theta_pred.shape[:-event_dims]``) and reduces them by
+    ``reduction``: ``"mean"`` (the default, PyEPO's ``SPOPlus(reduction="mean")``), ``"sum"`` or ``"none"``.
+    Only ``theta_pred`` gets a gradient. One solver call.
 
     Example:
         >>> import torch, discograd
@@ -60,7 +63,9 @@ def spo_plus_loss(theta_pred: Tensor, theta_true: Tensor, z_true: Tensor, *, sol
     check_theta(z_true, "z_true")
     check_same_shape(theta_pred, theta_true, "theta_pred", "theta_true")
     check_same_shape(theta_pred, z_true, "theta_pred", "z_true")
+    check_reduction(reduction)
     event_dims = event_dims_of(solver)
-    return _SPOPlusFunction.apply(theta_pred, theta_true.detach().to(theta_pred.dtype),
-                                  z_true.detach().to(theta_pred.dtype), solver, event_dims, solver_args,
-                                  solver_kwargs or {})
+    values = _SPOPlusFunction.apply(theta_pred, theta_true.detach().to(theta_pred.dtype),
+                                    z_true.detach().to(theta_pred.dtype), solver, event_dims, solver_args,
+                                    solver_kwargs or {})
+    return apply_reduction(values, reduction)

@@ -328,7 +328,7 @@ def build_method(config: WarcraftConfig, generator: torch.Generator | None = Non
     elif method == "straight_through":
         layer = straight_through(solver, noise=sog, temperature=config.temperature, **samples)
     elif method == "perturbed_fy":
-        layer = FenchelYoungLoss(solver, noise=Normal(), noise_scale=config.fy_noise_scale, **samples)
+        layer = FenchelYoungLoss(solver, noise=Normal(), noise_scale=config.fy_noise_scale, reduction="none", **samples)
     else:
         layer = None
 
@@ -336,13 +336,13 @@ def build_method(config: WarcraftConfig, generator: torch.Generator | None = Non
         def loss(costs: Tensor, paths: Tensor, true_costs: Tensor) -> Tensor:
             z = layer(-costs, target_theta=-true_costs) if method == "imle_mumu" else layer(-costs)
             z = z if z.dim() == 4 else z.unsqueeze(0)
-            return hamming_loss(z, paths, event_dims=2, normalize=False)
+            return hamming_loss(z, paths, event_dims=2, normalize=False, reduction="none")
     elif method == "perturbed_fy":
         def loss(costs: Tensor, paths: Tensor, true_costs: Tensor) -> Tensor:
             return layer(-costs, paths).unsqueeze(0)
     elif method == "spo_plus":
         def loss(costs: Tensor, paths: Tensor, true_costs: Tensor) -> Tensor:
-            return spo_plus_loss(-costs, -true_costs, paths, solver=solver).unsqueeze(0)
+            return spo_plus_loss(-costs, -true_costs, paths, solver=solver, reduction="none").unsqueeze(0)
     elif method == "two_stage":
         def loss(costs: Tensor, paths: Tensor, true_costs: Tensor) -> Tensor:
             return ((costs - true_costs) ** 2).sum(dim=(-2, -1)).unsqueeze(0)
