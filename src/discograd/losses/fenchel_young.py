@@ -62,7 +62,8 @@ class FenchelYoungLoss(PerturbAndMAP):
       ``src/losses/fenchel_young_loss.jl``, uses the plain mean ``E[MAP(θ ⊙ m)]``, which is not the
       gradient of its own ``F``),
 
-    both estimated by the mean over ``num_samples`` samples. **The value is a surrogate:** the full loss
+    both estimated by the mean over ``num_samples`` samples (neither divides by θ, so θ may have zero
+    entries, which the multiplicative perturbation leaves at 0). **The value is a surrogate:** the full loss
     adds the constant ``Ω(z_true)`` (the convex conjugate of ``F_σ`` at ``z_true``), which is intractable
     and does not depend on θ; so the value returned here can be negative, while its gradient is exact in
     expectation. The ``F_σ`` part is estimated by the same samples, ``mean_s <η_s, MAP(η_s)>``. (This is
