@@ -297,6 +297,12 @@ def test_fenchel_young_multiplicative_equals_the_formula_on_fixed_noise(generato
     torch.testing.assert_close(value.detach(), (theta * m * z).sum(-1).mean(0) - (theta * z_true).sum(-1))
     value.sum().backward()
     torch.testing.assert_close(t.grad, (m * z).mean(0) - z_true)
+    # zero scores are allowed here (no division by θ): they stay 0 under the perturbation
+    t = theta.clone()
+    t[:, 0] = 0.0
+    t.requires_grad_()
+    loss(t, z_true).sum().backward()
+    torch.testing.assert_close(t.grad, (m * TopK(k)(t.detach() * m)).mean(0) - z_true)
     # the additive default is unchanged: its gradient is the plain mean of the solutions
     t = theta.clone().requires_grad_()
     FenchelYoungLoss(TopK(k), noise=ReplayNormal(eps), noise_scale=sigma, num_samples=S, reduction="sum")(
