@@ -17,6 +17,7 @@ solver                 theta                       z
 ``Knapsack``           ``[*batch, n]`` (values)    0/1 items within the capacity
 ``MultiKnapsack``      ``[*batch, n]`` (values)    0/1 items within d real-valued capacities
 ``MILP``               ``[*batch, n]``             optimum of a mixed-integer program (HiGHS)
+``TSP``                ``[*batch, E]`` (edges)     edges of a min-cost tour, E = N (N - 1) / 2 (HiGHS)
 =====================  ==========================  ==============================================
 
 The compiled solvers need ``pip install 'discograd[solvers]'`` (numba, scipy).
@@ -33,9 +34,11 @@ from .ranking import Ranking
 from .shortest_path import ShortestPath
 from .spanning_tree import SpanningTree
 from .topk import TopK
+from .tsp import TSP
 
 __all__ = [
     "MILP",
+    "TSP",
     "Argmax",
     "GridShortestPath",
     "Knapsack",

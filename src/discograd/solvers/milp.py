@@ -64,6 +64,22 @@ def _new_highs(highspy: Any) -> Any:
     return model
 
 
+def _run_highs(highspy: Any, model: Any) -> tuple[int, str]:
+    """``model.run()``; returns scipy.optimize.milp's status code (0 optimal, 1 time or iteration limit,
+    2 infeasible, 3 unbounded, 4 other), so that errors read the same with both backends, and HiGHS's
+    model status as text."""
+    if model.run() == highspy.HighsStatus.kError and model.getModelStatus() == highspy.HighsModelStatus.kNotset:
+        # HiGHS's scheduler is process-wide: another user of highspy in this process started it
+        # with more threads, which a threads=1 model refuses; restart it and solve again
+        highspy.Highs.resetGlobalScheduler(True)
+        model.run()
+    status = model.getModelStatus()
+    kinds = highspy.HighsModelStatus
+    code = {kinds.kOptimal: 0, kinds.kTimeLimit: 1, kinds.kIterationLimit: 1, kinds.kInfeasible: 2,
+            kinds.kUnbounded: 3, kinds.kUnboundedOrInfeasible: 2}.get(status, 4)
+    return code, model.modelStatusToString(status)
+
+
 @contextlib.contextmanager
 def _stdout_silenced():
     import sys
@@ -275,17 +291,7 @@ class MILP(Solver):
                 row_lower, row_upper = self._row_bounds(self.b_ub, self.b_eq)
                 model.changeRowsBounds(len(self._row_index), self._row_index, row_lower, row_upper)
                 self._changed_rows.discard(id(model))
-            if model.run() == self._highs.HighsStatus.kError and model.getModelStatus() == self._highs.HighsModelStatus.kNotset:
-                # HiGHS's scheduler is process-wide: another user of highspy in this process started it
-                # with more threads, which a threads=1 model refuses; restart it and solve again
-                self._highs.Highs.resetGlobalScheduler(True)
-                model.run()
-            status = model.getModelStatus()
-            kinds = self._highs.HighsModelStatus
-            # scipy.optimize.milp's status codes, so that errors read the same with both backends
-            code = {kinds.kOptimal: 0, kinds.kTimeLimit: 1, kinds.kIterationLimit: 1, kinds.kInfeasible: 2,
-                    kinds.kUnbounded: 3, kinds.kUnboundedOrInfeasible: 2}.get(status, 4)
-            message = model.modelStatusToString(status)
+            code, message = _run_highs(self._highs, model)
             if code == 0 or (code == 1 and model.getInfo().primal_solution_status == 2):
                 return np.array(model.getSolution().col_value), code, message
             return None, code, message
