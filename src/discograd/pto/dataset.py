@@ -2,7 +2,7 @@ r"""A predict-then-optimize data set: features, costs, optimal solutions and obj
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .._validation import check_finite
+from .._validation import check_finite, check_int
 
 __all__ = ["SENSES", "OptDataset", "check_sense", "scores_from_costs"]
 
@@ -159,6 +159,33 @@ class OptDataset(Dataset):
 
     def __getitem__(self, index: Any) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         return self.feats[index], self.costs[index], self.sols[index], self.objs[index]
+
+    def batches(self, batch_size: int, *, shuffle: bool = False,
+                generator: torch.Generator | None = None) -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor]]:
+        """Batches ``(x, c, w, z)`` by slicing the stored tensors: what ``DataLoader(self, batch_size, shuffle)``
+        yields, without its per-item indexing and collation (several times faster for small instances).
+
+        With ``shuffle``, one ``torch.randperm(len(self), generator=generator)`` per call orders the epoch; the
+        last batch may be smaller.
+
+        Example:
+            >>> import torch
+            >>> from discograd.pto import OptDataset, grid_graph, shortest_path_data
+            >>> from discograd.solvers import ShortestPath
+            >>> x, c = shortest_path_data(10, 5, (3, 3))
+            >>> data = OptDataset(ShortestPath(9, grid_graph(3, 3), 0, 8), x, c, sense="min")
+            >>> [tuple(b[0].shape) for b in data.batches(4, shuffle=True, generator=torch.Generator().manual_seed(0))]
+            [(4, 5), (4, 5), (2, 5)]
+        """
+        batch_size = check_int(batch_size, "batch_size", minimum=1)
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if shuffle else None
+        for start in range(0, n, batch_size):
+            if order is None:
+                index: Any = slice(start, start + batch_size)
+            else:
+                index = order[start:start + batch_size]
+            yield self.feats[index], self.costs[index], self.sols[index], self.objs[index]
 
     def __repr__(self) -> str:
         return (f"OptDataset(num_data={len(self)}, feats_shape={tuple(self.feats.shape[1:])}, "

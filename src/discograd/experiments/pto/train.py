@@ -23,7 +23,8 @@ our solvers maximise ``⟨θ, w⟩``, so the layers get ``θ̂ = −ĉ`` for min
 - ``dbb``: :func:`discograd.blackbox` with ``λ = lambd`` (PyEPO ``blackboxOpt``), objective loss
   ``L1Loss(⟨ŵ, c⟩, z*)``.
 - ``nid``: :func:`discograd.negative_identity` (PyEPO ``negativeIdentity``), the same objective loss.
-- ``dpo``: :func:`discograd.perturbed` with Normal noise ``σ``, ``num_samples`` (PyEPO ``perturbedOpt``),
+- ``dpo``: :func:`discograd.perturbed` with Normal noise ``σ``, ``num_samples`` and the leave-one-out control
+  variate (PyEPO ``perturbedOpt`` with its default ``variance_reduction=True``),
   ``L1Loss(E ŵ, w*)`` (the notebook's ``ptbl1``).
 - ``pfy``: :class:`discograd.losses.FenchelYoungLoss` (PyEPO ``perturbedFenchelYoung``), mean over the batch.
 - ``imle``: :func:`discograd.imle` with Sum-of-Gamma noise ``κ = kappa`` on the costs (PyEPO's
@@ -236,10 +237,6 @@ class _NegatedNoise:
         return f"Negated({self.noise!r})"
 
 
-def _mean(x: Tensor) -> Tensor:
-    return x.mean() if x.dim() else x
-
-
 class Method:
     """One method's training loss on a batch: ``loss(cp, c, w, z)`` with PyEPO's names (predicted costs,
     true costs, optimal solutions, optimal objectives). ``module`` holds its state (AIMLE's β, a pool)."""
@@ -274,19 +271,20 @@ def make_method(config: PTOConfig, solver: Callable[..., Tensor], train_sols: Te
     if method == "two_stage":
         return Method(lambda cp, c, w, z: l2(cp, c))
     if method == "spo_plus":
-        return Method(lambda cp, c, w, z: _mean(losses.spo_plus_loss(sign * cp, sign * c, w, solver=solver)))
+        return Method(lambda cp, c, w, z: losses.spo_plus_loss(sign * cp, sign * c, w, solver=solver))
     if method == "dbb":
         return Method(objective_loss(discograd.blackbox(solver, step_size=config.lambd, warn_zero_gradient=False)))
     if method == "nid":
         return Method(objective_loss(negative_identity(solver)))
     if method == "dpo":
+        # PyEPO's perturbedOpt default variance_reduction=True: the leave-one-out control variate
         layer = discograd.perturbed(solver, noise=Normal(), noise_scale=config.sigma, num_samples=config.num_samples,
-                                    generator=generator)
+                                    control_variate="leave_one_out", generator=generator)
         return Method(lambda cp, c, w, z: l1(layer(sign * cp), w), layer)
     if method == "pfy":
         fy = losses.FenchelYoungLoss(solver, noise=Normal(), noise_scale=config.sigma, num_samples=config.num_samples,
                                      generator=generator)
-        return Method(lambda cp, c, w, z: _mean(fy(sign * cp, w)), fy)
+        return Method(lambda cp, c, w, z: fy(sign * cp, w), fy)
     if method in ("imle", "aimle"):
         noise = SumOfGamma(int(config.kappa) if float(config.kappa).is_integer() else config.kappa)
         noise = _NegatedNoise(noise) if sign < 0 else noise
@@ -369,10 +367,8 @@ class _PTOTrainer(Trainer):
         self.method = make_method(config, self.solver, self.train_set.sols, self.generator)
         self.layer = self.method.module
         self.batch_order = torch.Generator().manual_seed(_derived_seed(config.seed, 3))
-        self.loader = DataLoader(self.train_set, batch_size=config.batch_size, shuffle=True,
-                                 generator=self.batch_order)
+        self.num_batches = -(-len(self.train_set) // config.batch_size)
         self.test_loader = DataLoader(self.test_set, batch_size=config.eval_batch_size)
-        self.num_batches = len(self.loader)
         self.eval_batches = len(self.test_loader)
         self.desc = f"pto {config.problem} {config.method} seed {config.seed}"
 
@@ -386,7 +382,8 @@ class _PTOTrainer(Trainer):
     def train_epoch(self, epoch: int, on_batch: Callable[[float], None]) -> dict[str, Any]:
         self.model.train()
         total, count = 0.0, 0
-        for x, c, w, z in self.loader:
+        # the batches of DataLoader(shuffle=True), sliced from the stored tensors
+        for x, c, w, z in self.train_set.batches(self.config.batch_size, shuffle=True, generator=self.batch_order):
             cp = self.model(x)
             loss = self.method(cp, c, w, z)
             self.optimizer.zero_grad()
