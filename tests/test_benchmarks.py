@@ -132,3 +132,20 @@ def test_bench_threads_quick(tmp_path):
     for row in data["rows"]:
         for key in ("one_thread_s", "two_threads_s", "speedup", "work"):
             assert _finite_positive(row[key]), (key, row[key])
+
+
+def test_bench_pto_solvers_quick(tmp_path):
+    """The predict-then-optimize solver benchmark runs in its quick mode: finite timings, the same objectives."""
+    pytest.importorskip("highspy")
+    out = tmp_path / "pto_solvers.json"
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "bench_pto_solvers.py"), "--quick", "--out", str(out)],
+                            check=False, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["benchmark"] == "pto_solvers" and data["quick"] is True and data["same_objectives"] is True
+    assert set(data["knapsack"]) == {"16", "32"}
+    for entry in data["knapsack"].values():
+        for name in ("MultiKnapsack", "MILP (HiGHS)"):
+            assert _finite_positive(entry["solvers"][name]["ms_per_instance_wall"])
+        assert _finite_positive(entry["speedup_vs_milp_wall"])
+    assert _finite_positive(data["tsp"]["solvers"]["TSP (HiGHS + cuts)"]["ms_per_instance_wall"])
