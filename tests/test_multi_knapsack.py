@@ -500,3 +500,11 @@ def test_repr():
     assert repr(MultiKnapsack(torch.ones(2, 3), [1.0, 2.0], num_threads=2)) == (
         "MultiKnapsack(weights=<tensor of shape (2, 3)>, capacity=[1.0, 2.0], num_threads=2)")
     assert repr(MultiKnapsack(tolerance=0.0, max_nodes=5)) == "MultiKnapsack(tolerance=0.0, max_nodes=5)"
+
+
+def test_pickle(generator):
+    import pickle
+
+    solver = MultiKnapsack(torch.rand(2, 7, generator=generator) * 3, [4.0, 5.0])
+    theta = torch.randn(6, 7, generator=generator)
+    assert torch.equal(pickle.loads(pickle.dumps(solver))(theta), solver(theta))

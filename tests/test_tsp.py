@@ -272,6 +272,7 @@ def test_no_batch_non_contiguous_and_empty(generator):
 
 
 def test_scipy_backend_agrees(generator):
+    pytest.importorskip("highspy")
     cost = torch.rand(5, num_edges(9), generator=generator, dtype=torch.float64)
     highs = TSP(9, backend="highspy")(-cost)
     scipy_z = TSP(9, backend="scipy")(-cost)
@@ -386,4 +387,16 @@ def test_max_rounds_raises_naming_the_instance():
 
 
 def test_repr():
-    assert repr(TSP(5)) == "TSP(num_nodes=5, num_workers=None, time_limit=None, backend='highspy')"
+    assert repr(TSP(5, backend="scipy", num_workers=2)) == (
+        "TSP(num_nodes=5, num_workers=2, time_limit=None, backend='scipy')")
+
+
+def test_pickle_and_deepcopy(generator):
+    import copy
+    import pickle
+
+    solver = TSP(6)
+    theta = torch.randn(5, 15, generator=generator)
+    z = solver(theta)  # builds this thread's HiGHS model, which must not travel
+    assert torch.equal(pickle.loads(pickle.dumps(solver))(theta), z)
+    assert torch.equal(copy.deepcopy(solver)(theta), z)
