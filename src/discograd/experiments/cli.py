@@ -70,6 +70,7 @@ def _add_run_options(parser: argparse.ArgumentParser, default_out: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``argparse`` parser of the ``discograd`` command line, with every subcommand."""
     from .gradient_quality import ESTIMATORS, LOSSES, PROBLEMS, GradientQualityConfig
     from .synthetic import StudyConfig
 
@@ -170,6 +171,7 @@ def _run_bench_gradients(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``discograd`` command line on ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     args = build_parser().parse_args(argv)
     if hasattr(args, "warcraft_handler"):
         from .warcraft.commands import run_warcraft_command

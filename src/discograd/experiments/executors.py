@@ -29,6 +29,7 @@ from typing import Any
 
 __all__ = ["EXECUTORS", "EXPERIMENTS", "RunTask", "run_task", "run_tasks"]
 
+#: where the runs of a comparison can execute: ``"local"`` (one after the other here) or ``"ray"`` (Ray tasks)
 EXECUTORS = ("local", "ray")
 #: experiment name -> (module, config class, run function)
 EXPERIMENTS = {

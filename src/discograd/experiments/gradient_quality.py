@@ -92,6 +92,7 @@ __all__ = [
 
 #: problem name -> (n, k)
 PROBLEMS: dict[str, tuple[int, int]] = {"topk10": (10, 5), "topk20": (20, 10)}
+#: the downstream losses: ``‖z − b‖²``, a linear ``⟨c, z⟩`` and a quadratic ``zᵀAz + ⟨c, z⟩``
 LOSSES = ("sqdist", "linear", "quadratic")
 #: reference name -> how it is written in tables
 TARGETS = {"expected": "∇E_p[L(z)]", "marginal": "∇L(μ(θ))"}
@@ -256,6 +257,7 @@ class EstimatorSpec:
     min_samples: int = 1
 
 
+#: estimator name -> its label, hyperparameter and the gradient its mean estimates (:class:`EstimatorSpec`)
 ESTIMATORS: dict[str, EstimatorSpec] = {
     "imle_sog": EstimatorSpec("I-MLE (SoG)", "λ", "∇L(μ) as λ→0, μ of SoG perturb-and-MAP (≠ p for k > 1)"),
     "imle_gumbel": EstimatorSpec("I-MLE (Gumbel)", "λ", "∇L(μ) as λ→0, μ of Gumbel perturb-and-MAP (≠ p)"),

@@ -79,14 +79,22 @@ __all__ = [
 ]
 
 # new methods go at the end: a method's random stream is seeded by its index here
+#: every method of the study (see the module docstring), in the order that seeds their random streams
 METHODS = ("imle_sog", "imle_gumbel", "straight_through", "exact", "aimle", "simple", "score_function", "relaxed_topk")
+#: the methods ``discograd synthetic`` runs by default
 DEFAULT_METHODS = METHODS[:4]
+#: the methods of the optimisation study (``discograd study``)
 STUDY_METHODS = ("imle_sog", "imle_gumbel", "aimle", "straight_through", "simple", "score_function", "relaxed_topk",
                  "exact")
 
 
 @dataclass
 class SyntheticConfig:
+    """Settings of the synthetic study (:func:`run_synthetic`; ``discograd synthetic`` has one option per field):
+    the k-subsets of ``n`` items, ``num_repetitions`` independent problems run as one batch, ``num_steps`` SGD
+    steps at ``learning_rate``, the I-MLE step size λ (``step_size``), ``num_samples`` per step, the sampled
+    gap from ``num_eval_samples`` draws every ``eval_every`` steps, and the ``methods`` (:data:`METHODS`)."""
+
     n: int = 10
     k: int = 5
     num_repetitions: int = 100

@@ -73,6 +73,7 @@ CATEGORICAL_METHODS = ("cat_gumbel_softmax", "cat_gumbel_softmax_hard", "cat_str
 #: methods on ``groups`` k-of-n subsets (the ``subset_`` prefix)
 SUBSET_METHODS = ("subset_imle", "subset_aimle", "subset_simple", "subset_straight_through", "subset_relaxed_topk")
 # new methods go at the end: a method's random streams are seeded by its index here
+#: every method, categorical then subset
 METHODS = CATEGORICAL_METHODS + SUBSET_METHODS
 #: the methods whose relaxation temperature follows the annealing schedule
 RELAXATION_METHODS = ("cat_gumbel_softmax", "cat_gumbel_softmax_hard", "subset_relaxed_topk")

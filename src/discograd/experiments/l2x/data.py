@@ -57,11 +57,13 @@ __all__ = [
     "tabular_logits",
 ]
 
+#: the four synthetic tabular tasks of L2X (Chen et al., 2018)
 TABULAR_TASKS = ("xor", "orange_skin", "nonlinear_additive", "switch")
 #: the relevant features (0-based) of each tabular task; switch: per instance, see :func:`generate_tabular`
 RELEVANT_FEATURES = {"xor": (0, 1), "orange_skin": (0, 1, 2, 3), "nonlinear_additive": (0, 1, 2, 3),
                      "switch_orange": (0, 1, 2, 3, 9), "switch_additive": (4, 5, 6, 7, 9)}
 NUM_FEATURES = 10
+#: the five aspects of the BeerAdvocate reviews; aspect ``a`` (0..4) is ``BEER_ASPECTS[a]``
 BEER_ASPECTS = ("appearance", "aroma", "palate", "taste", "overall")
 
 

@@ -116,10 +116,12 @@ __all__ = [
     "true_positive_rate",
 ]
 
+#: the k-subset methods
 METHODS = ("imle", "aimle", "simple", "softsub", "l2x", "straight_through", "exact")
 #: methods that need every k-subset enumerated (tabular tasks only)
 ENUMERATING_METHODS = ("exact",)
 TEXT_TASKS = ("reviews", "beer")
+#: every task: the tabular ones, then the text ones
 TASKS = TABULAR_TASKS + TEXT_TASKS
 PREDICTORS = ("original", "conv")
 #: k when ``L2XConfig.k`` is unset: the number of relevant features (tabular), 10 for text
