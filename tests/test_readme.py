@@ -25,7 +25,7 @@ def test_readme_examples_run_and_match_their_comments():
             assert expected in printed, (expected, printed)
 
 
-DOCS = sorted((README.parent / "docs").glob("*.md"))
+DOCS = sorted((README.parent / "docs").glob("*.md"))  # the site's pages (docs/api/ holds no code blocks)
 
 
 def test_docs_python_blocks_run_and_print_what_they_say():
@@ -43,12 +43,30 @@ def test_docs_python_blocks_run_and_print_what_they_say():
             assert expected in printed, (page.name, expected, printed)
 
 
+def _fenced_blocks(text, languages):
+    """The contents of the fenced code blocks of ``text`` whose info string is one of ``languages`` ("" for none),
+    with opening and closing fences paired line by line (a regex over the whole text would pair a block's
+    closing fence with the next block's opening one, and read the prose between them as a block)."""
+    blocks, current, language = [], None, None
+    for line in text.splitlines(keepends=True):
+        fence = re.match(r"^\s*```(\S*)\s*$", line)
+        if current is None and fence:
+            current, language = [], fence.group(1)
+        elif current is not None and fence and not fence.group(1):
+            if language in languages:
+                blocks.append("".join(current))
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
 def _shell_commands():
     """Every ``discograd ...`` (or ``... -m discograd ...``) command line in a code block of the README or a docs page (backslash
     continuations joined, comments dropped)."""
     found = []
     for page in [README, *DOCS]:
-        for block in re.findall(r"```(?:bash|sh|console)?\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.S):
+        for block in _fenced_blocks(page.read_text(encoding="utf-8"), ("bash", "sh", "console", "")):
             text = block.replace("\\\n", " ")
             for line in text.splitlines():
                 line = line.strip()
