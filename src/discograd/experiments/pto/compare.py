@@ -210,5 +210,5 @@ def plot_compare(results: dict[str, Any], path: str | os.PathLike) -> Path:
     axes.flat[0].legend(fontsize=7)
     fig.suptitle(f"{results['problem']}: test regret (PyEPO's normalisation), mean over "
                  f"{len(results['seeds'])} seed(s)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the title
     return save_figure(fig, path)
