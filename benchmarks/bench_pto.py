@@ -19,7 +19,6 @@ dependency of discograd.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from dataclasses import replace
@@ -38,6 +37,7 @@ from _common import (
     write_json,
 )
 
+from discograd.experiments._format import mean_std  # noqa: E402
 from discograd.experiments.pto.train import PTOConfig, load_data, run_pto
 
 #: the methods both libraries have, with PyEPO's module for each
@@ -128,12 +128,6 @@ def run_pyepo(config: PTOConfig, data: Any) -> dict[str, Any]:
     return {"test_regret_pct": curve[-1], "regret_curve_pct": curve, "epoch_seconds_median": median(seconds)}
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return mean, std
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--problem", choices=["shortest_path", "knapsack"], default="shortest_path")
@@ -161,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                     theirs.append(run_pyepo(config, data))
                 else:
                     ours.append(run_pto(config, data=data, progress=False, plot=False, num_threads=1))
-        regret_theirs = _mean_std([r["test_regret_pct"] for r in theirs])
-        regret_ours = _mean_std([r["test_regret_pct"] for r in ours])
+        regret_theirs = mean_std([r["test_regret_pct"] for r in theirs])
+        regret_ours = mean_std([r["test_regret_pct"] for r in ours])
         t_theirs = median([r["epoch_seconds_median"] for r in theirs])
         t_ours = median([r["epoch_seconds_median"] for r in ours])
         within = abs(regret_ours[0] - regret_theirs[0]) <= max(regret_ours[1], regret_theirs[1]) if len(seeds) > 1 \

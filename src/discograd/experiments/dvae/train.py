@@ -9,8 +9,6 @@ epoch and ends with the numbers of an uninterrupted run.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -23,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._format import mean_std_cell, over_seeds
+from .._format import csv_text, mean_std_cell, over_seeds
 from .._io import atomic_write_text, environment_info, pyplot, save_figure, write_json
 from ..executors import RunTask, run_tasks
 from ..harness import Trainer, open_run, torch_threads
@@ -515,21 +513,13 @@ def run_compare(methods: list[str], seeds: list[int], config: DVAEConfig, out_di
                "environment": environment_info()}
     write_json(out / "compare.json", results)
     atomic_write_text(out / "compare.md", format_compare(results) + "\n")
-    atomic_write_text(out / "compare.csv", _csv(rows))
-    atomic_write_text(out / "runs.csv", _csv([{"method": r["method"], "seed": r["seed"], "epochs": r["epochs_done"],
+    atomic_write_text(out / "compare.csv", csv_text(rows))
+    atomic_write_text(out / "runs.csv", csv_text([{"method": r["method"], "seed": r["seed"], "epochs": r["epochs_done"],
                                                 "train_seconds": r["train_seconds"],
                                                 **{f"test_{n}": r["test"][n] for n in METRICS}} for r in runs]))
     if plot:
         plot_compare(results, out, out / "compare.png")
     return results
-
-
-def _csv(rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 #: the columns of compare.md: the two headline metrics side by side, then their terms

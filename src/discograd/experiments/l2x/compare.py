@@ -16,9 +16,6 @@ resumes run by run, and inside a run from its last epoch), then writes to ``{out
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -26,7 +23,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from .._format import mean_std_cell, over_seeds
+from .._format import csv_text, mean_std, mean_std_cell, over_seeds
 from .._io import atomic_write_text, environment_info, pyplot, save_figure, write_json
 from ..executors import RunTask, run_tasks
 from .data import TABULAR_TASKS
@@ -45,13 +42,6 @@ __all__ = ["format_compare", "plot_compare", "run_compare"]
 
 _LABELS = {"tpr_pct": "TPR %", "median_rank": "median rank", "post_hoc_accuracy_pct": "post-hoc accuracy %",
            "bayes_accuracy_pct": "Bayes accuracy %", "mse_x100": "test MSE ×100", "precision_pct": "precision %"}
-
-
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return mean, std
 
 
 def _check(methods: Sequence[str], seeds: Sequence[int], ks: Sequence[int],
@@ -105,12 +95,12 @@ def run_compare(methods: Sequence[str] | None, seeds: Sequence[int], base: L2XCo
             row: dict[str, Any] = {"method": method, "k": k, "seeds": len(group),
                                    "epochs": group[0]["epochs"],
                                    "best_epochs": " ".join(str(r["best_epoch"]) for r in group),
-                                   "train_seconds_mean": _mean_std([r["train_seconds"] for r in group])[0]}
+                                   "train_seconds_mean": mean_std([r["train_seconds"] for r in group])[0]}
             for report, prefix in (("test", ""), ("test_last", "last_")):
                 for key in keys:
                     values = [r[report][key] for r in group if key in r[report]]
                     if values:
-                        row[f"{prefix}{key}_mean"], row[f"{prefix}{key}_std"] = _mean_std(values)
+                        row[f"{prefix}{key}_mean"], row[f"{prefix}{key}_std"] = mean_std(values)
             paper = PAPER_TABLE1.get((method, k)) if base.task == "beer" else None
             row["paper_mse_x100"], row["paper_precision_pct"] = paper if paper else (None, None)
             table.append(row)
@@ -119,8 +109,8 @@ def run_compare(methods: Sequence[str] | None, seeds: Sequence[int], base: L2XCo
                "environment": environment_info()}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "compare.md", format_compare(results) + "\n")
-    atomic_write_text(out / "compare.csv", _csv(table))
-    atomic_write_text(out / "runs.csv", _csv([{"method": r["method"], "k": r["k"], "seed": r["seed"],
+    atomic_write_text(out / "compare.csv", csv_text(table))
+    atomic_write_text(out / "runs.csv", csv_text([{"method": r["method"], "k": r["k"], "seed": r["seed"],
                                                "epochs": r["epochs_done"], "best_epoch": r["best_epoch"],
                                                "train_seconds": r["train_seconds"],
                                                **{f"test_{key}": v for key, v in r["test"].items()},
@@ -130,18 +120,6 @@ def run_compare(methods: Sequence[str] | None, seeds: Sequence[int], base: L2XCo
     if plot:
         plot_compare(results, out / "compare.png")
     return results
-
-
-def _csv(rows: list[dict[str, Any]]) -> str:
-    columns: list[str] = []
-    for row in rows:
-        columns += [c for c in row if c not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c: ("" if row.get(c) is None else row.get(c)) for c in columns})
-    return buffer.getvalue()
 
 
 def format_compare(results: dict[str, Any]) -> str:

@@ -17,9 +17,6 @@ comparison resumes run by run (and inside a run from its last epoch), then write
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -27,7 +24,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from .._format import mean_std_cell, over_seeds
+from .._format import csv_text, mean_std, mean_std_cell, over_seeds
 from .._io import atomic_write_text, environment_info, pyplot, save_figure, write_json
 from ..executors import RunTask, run_tasks
 from .train import METHODS, PTOConfig, data_key, load_data
@@ -48,13 +45,6 @@ NOTEBOOK_REGRET_PCT: dict[tuple[str, str], float] = {
     ("shortest_path", "dbb"): 20.8303, ("shortest_path", "nce"): 7.8501, ("shortest_path", "ltr_listwise"): 9.2906,
     ("shortest_path", "ltr_pairwise"): 8.8564, ("shortest_path", "ltr_pointwise"): 8.4713,
 }
-
-
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return mean, std
 
 
 def setting_name(config: PTOConfig) -> str:
@@ -120,8 +110,8 @@ def run_compare(methods: Sequence[str], seeds: Sequence[int], base: PTOConfig, o
         name = setting_name(setting)
         for method in methods:
             group = [r for r in runs if r["method"] == method and _setting_of(r) == name]
-            regret_mean, regret_std = _mean_std([r["test_regret_pct"] for r in group])
-            mean_ratio = _mean_std([r["test_mean_normalized_regret_pct"] for r in group])[0]
+            regret_mean, regret_std = mean_std([r["test_regret_pct"] for r in group])
+            mean_ratio = mean_std([r["test_mean_normalized_regret_pct"] for r in group])[0]
             notebook = NOTEBOOK_REGRET_PCT.get((base.problem, method)) if (
                 protocol == "notebook" and _is_notebook_setting(setting)) else None
             curves = [r["regret_curve_pct"] for r in group]
@@ -136,9 +126,9 @@ def run_compare(methods: Sequence[str], seeds: Sequence[int], base: PTOConfig, o
                "wall_seconds": time.perf_counter() - started, "environment": environment_info()}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "compare.md", format_compare(results) + "\n")
-    atomic_write_text(out / "compare.csv", _csv([{k: v for k, v in row.items() if k != "regret_curve_pct_mean"}
+    atomic_write_text(out / "compare.csv", csv_text([{k: v for k, v in row.items() if k != "regret_curve_pct_mean"}
                                                   for row in table]))
-    atomic_write_text(out / "runs.csv", _csv([{k: v for k, v in r.items() if k != "regret_curve_pct"} for r in runs]))
+    atomic_write_text(out / "runs.csv", csv_text([{k: v for k, v in r.items() if k != "regret_curve_pct"} for r in runs]))
     write_json(out / "compare.json", results)
     if plot:
         plot_compare(results, out / "compare.png")
@@ -150,18 +140,6 @@ def _is_notebook_setting(config: PTOConfig) -> bool:
             and config.num_test == 1000 and config.num_features == 5 and config.deg == 4
             and config.noise_width == 0.5 and config.data_seed == 42 and config.epochs == 20
             and config.batch_size == 32 and config.learning_rate == 1e-2)
-
-
-def _csv(rows: list[dict[str, Any]]) -> str:
-    columns: list[str] = []
-    for row in rows:
-        columns += [c for c in row if c not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c: ("" if row.get(c) is None else row.get(c)) for c in columns})
-    return buffer.getvalue()
 
 
 def format_compare(results: dict[str, Any]) -> str:

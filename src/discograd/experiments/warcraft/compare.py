@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from .._format import mean_std_cell, over_seeds
+from .._format import mean_std, mean_std_cell, over_seeds
 from .._io import atomic_write_text, environment_info, pyplot, save_figure, write_json
 from ..executors import RunTask, run_tasks
 from .train import (
@@ -59,13 +58,6 @@ DEMO_CONFIG = WarcraftConfig(grid_size=12, num_train=2000, num_val=200, num_test
 
 _LABELS = {"optimal_pct": "% optimal", "exact_pct": "% exact", "cost_ratio": "cost ratio", "regret": "regret",
            "hamming": "wrong cells"}
-
-
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return mean, std
 
 
 def _check_methods_and_seeds(methods: Sequence[str], seeds: Sequence[int]) -> tuple[list[str], list[int]]:
@@ -145,8 +137,8 @@ def _write_compare(methods: list[str], seeds: list[int], base: WarcraftConfig, o
     table = {}
     for method in methods:
         group = [runs[f"{method}/seed{s}"] for s in seeds]
-        row = {key: dict(zip(("mean", "std"), _mean_std([f["test"][key] for f in group]))) for key in METRIC_KEYS}
-        row["train_seconds"] = dict(zip(("mean", "std"), _mean_std([f["train_seconds"] for f in group])))
+        row = {key: dict(zip(("mean", "std"), mean_std([f["test"][key] for f in group]))) for key in METRIC_KEYS}
+        row["train_seconds"] = dict(zip(("mean", "std"), mean_std([f["train_seconds"] for f in group])))
         row["paper_optimal_pct"] = PAPER_TABLE2.get(method, {}).get(base.grid_size)
         table[method] = row
     config = asdict(base)
