@@ -40,13 +40,28 @@ def test_every_method_trains_with_finite_regret(method, tiny_data):
 
 
 def test_defaults_are_pyepo_notebook_settings():
-    config = PTOConfig()
+    config = PTOConfig().resolve()
     assert (config.num_train, config.num_test, config.num_features, config.deg, config.noise_width,
-            config.data_seed, config.batch_size, config.learning_rate, config.epochs) == \
-        (1000, 1000, 5, 4, 0.5, 42, 32, 1e-2, 20)
+            config.data_seed, config.split_seed, config.batch_size, config.learning_rate, config.epochs) == \
+        (1000, 1000, 5, 4, 0.5, 42, 42, 32, 1e-2, 20)
+    knapsack = PTOConfig(problem="knapsack").resolve()  # notebooks/04 2D knapsack Solution Visualization
+    assert (knapsack.num_train, knapsack.num_items, knapsack.dim, knapsack.capacity, knapsack.deg, knapsack.data_seed,
+            knapsack.split_seed, knapsack.epochs, knapsack.learning_rate) == (100, 16, 2, 20.0, 6, 135, 246, 40, 0.1)
+    assert PTOConfig(problem="knapsack", num_train=500, epochs=3).resolve().num_train == 500  # options win
     assert METHOD_DEFAULTS["dbb"] == {"lambd": 20.0} and METHOD_DEFAULTS["dpo"] == {"num_samples": 10, "sigma": 1.0}
     assert NOTEBOOK_REGRET_PCT[("shortest_path", "spo_plus")] == pytest.approx(7.4135)
-    assert len(settings_for(config, "paper")) == len(PAPER_GRID) == 24
+    assert len(settings_for(PTOConfig(), "paper")) == len(PAPER_GRID) == 24
+
+
+def test_knapsack_data_is_the_notebooks():
+    from sklearn.model_selection import train_test_split
+
+    from discograd.pto import knapsack_data
+
+    data = load_data(PTOConfig(problem="knapsack"))
+    weights, x, c = knapsack_data(1100, 5, 16, deg=6, dim=2, noise_width=0.5)  # the notebook's call
+    x_train, _, _, c_test = train_test_split(x, c, test_size=1000, random_state=246)
+    assert (data.weights == weights).all() and (data.x_train == x_train).all() and (data.c_test == c_test).all()
 
 
 def test_split_is_sklearns_on_pyepos_data():

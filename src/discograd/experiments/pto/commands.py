@@ -24,20 +24,21 @@ OPTION_HELP = {
     "problem": "shortest_path (grid x grid, arc costs), knapsack (multi-dimensional 0/1, values) or tsp (complete "
                "graph, edge costs); PyEPO's generators",
     "method": "the method",
-    "num_train": "training instances",
+    "num_train": "training instances (unset: the problem's PyEPO notebook: 1000 shortest path and TSP, 100 knapsack)",
     "num_test": "test instances",
     "num_features": "features per instance (PyEPO's num_feat)",
-    "deg": "polynomial degree of the feature-to-cost map (model misspecification)",
+    "deg": "polynomial degree of the feature-to-cost map (model misspecification; unset: 4, knapsack 6)",
     "noise_width": "half-width of the multiplicative uniform noise on the costs",
-    "data_seed": "seed of genData and of the train/test split (PyEPO's notebook: 42)",
+    "data_seed": "seed of genData (unset: 42 shortest path, as its notebook; 135, genData's default, otherwise)",
+    "split_seed": "random_state of the train/test split (unset: 42, knapsack 246, as the notebooks)",
     "grid": "shortest_path: the grid's side",
     "num_items": "knapsack: items",
     "dim": "knapsack: resources (constraints)",
     "capacity": "knapsack: capacity of every resource",
     "num_nodes": "tsp: cities",
-    "epochs": "training epochs",
+    "epochs": "training epochs (unset: 20, knapsack 40)",
     "batch_size": "instances per step",
-    "learning_rate": "Adam's learning rate",
+    "learning_rate": "Adam's learning rate (unset: 0.01, knapsack 0.1)",
     "seed": "training seed (model initialisation, batch order, the estimators' noise)",
     "lambd": "dbb and imle: the interpolation / finite-difference step λ in PyEPO's units (unset: the method's "
              "default)",
@@ -63,8 +64,10 @@ def add_pto_commands(subparsers: Any) -> None:
                     "runs.csv, compare.json and compare.png (regret against epochs) to the output folder, one "
                     "folder per run <out>/<setting>/<method>/seed<seed>/ with config.json, metrics.jsonl, "
                     "metrics.csv, final.json, curves.png and checkpoints/last.pt; rerunning the same command "
-                    "resumes. Defaults: PyEPO's notebook '03 Training and Testing' (5x5 grid, 1000 training and "
-                    "1000 test instances, 5 features, deg 4, noise 0.5, batch 32, Adam 0.01, 20 epochs).")
+                    "resumes. Defaults: PyEPO's notebooks, '03 Training and Testing' for the shortest path (5x5 grid, "
+                    "1000 training and 1000 test instances, 5 features, deg 4, noise 0.5, batch 32, Adam 0.01, 20 "
+                    "epochs) and '04 2D knapsack Solution Visualization' for the knapsack (16 items, 2 resources of "
+                    "capacity 20, 100 training instances, deg 6, Adam 0.1, 40 epochs).")
     pto.add_argument("--methods", nargs="+", choices=list(METHODS), default=["spo_plus", "dbb", "pfy", "imle"],
                      metavar="METHOD", help=f"methods, among {', '.join(METHODS)} (default: spo_plus dbb pfy imle)")
     pto.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED", help="training seeds (default: 0)")

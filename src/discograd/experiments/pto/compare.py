@@ -61,8 +61,8 @@ def settings_for(base: PTOConfig, protocol: str) -> list[PTOConfig]:
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {list(PROTOCOLS)}; got {protocol!r}")
     if protocol == "notebook":
-        return [base]
-    return [replace(base, num_train=n, deg=deg, noise_width=e) for n, deg, e in PAPER_GRID]
+        return [base.resolve_problem()]
+    return [replace(base, num_train=n, deg=deg, noise_width=e).resolve_problem() for n, deg, e in PAPER_GRID]
 
 
 def _check(methods: Sequence[str], seeds: Sequence[int]) -> tuple[list[str], list[int]]:
@@ -122,7 +122,7 @@ def run_compare(methods: Sequence[str], seeds: Sequence[int], base: PTOConfig, o
                           "notebook_regret_pct": notebook,
                           "regret_curve_pct_mean": [sum(v) / len(v) for v in zip(*curves)]})
     results = {"problem": base.problem, "protocol": protocol, "methods": methods, "seeds": seeds,
-               "base_config": asdict(base), "table": table, "runs": runs,
+               "base_config": asdict(base.resolve_problem()), "table": table, "runs": runs,
                "wall_seconds": time.perf_counter() - started, "environment": environment_info()}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "compare.md", format_compare(results) + "\n")
@@ -136,10 +136,11 @@ def run_compare(methods: Sequence[str], seeds: Sequence[int], base: PTOConfig, o
 
 
 def _is_notebook_setting(config: PTOConfig) -> bool:
-    return (config.problem == "shortest_path" and config.grid == 5 and config.num_train == 1000
-            and config.num_test == 1000 and config.num_features == 5 and config.deg == 4
-            and config.noise_width == 0.5 and config.data_seed == 42 and config.epochs == 20
-            and config.batch_size == 32 and config.learning_rate == 1e-2)
+    """Whether ``config`` (problem-resolved) is the setting of PyEPO's notebook for its problem."""
+    defaults = PTOConfig(problem=config.problem).resolve_problem()
+    keys = ("num_train", "num_test", "num_features", "deg", "noise_width", "data_seed", "split_seed", "grid",
+            "num_items", "dim", "capacity", "epochs", "batch_size", "learning_rate")
+    return all(getattr(config, k) == getattr(defaults, k) for k in keys)
 
 
 def format_compare(results: dict[str, Any]) -> str:

@@ -1,10 +1,12 @@
 r"""Predict-then-optimize on PyEPO's benchmarks: a linear model learns costs from features, a solver decides.
 
-The setting of PyEPO's notebook ``notebooks/03 Training and Testing.ipynb`` (khalil-research/PyEPO) is the
-default: ``genData(num_train + num_test, 5 features, ..., deg=4, noise_width=0.5, seed=42)``, split by
-``sklearn.model_selection.train_test_split(test_size=num_test, random_state=42)``, a linear model
-``nn.Linear(num_features, d)``, Adam with learning rate 0.01, batch 32 (shuffled), 20 epochs, the test regret
-(:func:`discograd.pto.dataset_regret`, PyEPO's normalisation Σ regret / Σ |z*|) after every epoch.
+The settings of PyEPO's notebooks (khalil-research/PyEPO) are the defaults (:data:`PROBLEM_DEFAULTS`): for the
+shortest path ``notebooks/03 Training and Testing.ipynb``, ``genData(1000 + 1000, 5 features, (5, 5), deg=4,
+noise_width=0.5, seed=42)``, split by ``sklearn.model_selection.train_test_split(test_size=1000, random_state=42)``,
+a linear model ``nn.Linear(num_features, d)``, Adam with learning rate 0.01, batch 32 (shuffled), 20 epochs; for
+the knapsack ``notebooks/04 2D knapsack Solution Visualization.ipynb``, 100 training instances, 16 items, 2
+resources of capacity 20, deg 6, genData's seed 135, split ``random_state=246``, 40 epochs, Adam 0.1. The test
+regret (:func:`discograd.pto.dataset_regret`, PyEPO's normalisation Σ regret / Σ |z*|) after every epoch.
 
 Problems (``PTOConfig.problem``), data from :mod:`discograd.pto` (bit-identical to PyEPO's ``genData``):
 
@@ -57,7 +59,7 @@ from torch import Tensor, nn
 from ..harness import Trainer, open_run, torch_threads
 from ..harness import train as harness_train
 
-__all__ = ["METHODS", "METHOD_DEFAULTS", "PROBLEMS", "PTOConfig", "PTOData", "build_solver", "load_data",
+__all__ = ["METHODS", "METHOD_DEFAULTS", "PROBLEMS", "PROBLEM_DEFAULTS", "PTOConfig", "PTOData", "build_solver", "load_data",
            "make_method", "run_pto"]
 
 PROBLEMS = ("shortest_path", "knapsack", "tsp")
@@ -87,29 +89,43 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
 _HYPER = ("lambd", "sigma", "num_samples", "kappa", "solve_ratio")
 
 
+#: per problem, the data and optimisation settings of PyEPO's notebook for it (``None`` fields of a config):
+#: shortest path ``notebooks/03 Training and Testing.ipynb`` (commit 04ea26b); knapsack ``notebooks/04 2D knapsack
+#: Solution Visualization.ipynb`` (commit 030b75b: 100 training instances, deg 6, genData's default seed 135, the
+#: split's random_state 246, 40 epochs, Adam 0.1); TSP: no PyEPO training notebook, the shortest path's settings
+PROBLEM_DEFAULTS: dict[str, dict[str, Any]] = {
+    "shortest_path": {"num_train": 1000, "deg": 4, "data_seed": 42, "split_seed": 42, "epochs": 20,
+                      "learning_rate": 1e-2},
+    "knapsack": {"num_train": 100, "deg": 6, "data_seed": 135, "split_seed": 246, "epochs": 40, "learning_rate": 1e-1},
+    "tsp": {"num_train": 1000, "deg": 4, "data_seed": 135, "split_seed": 42, "epochs": 20, "learning_rate": 1e-2},
+}
+
+
 @dataclass
 class PTOConfig:
-    """One predict-then-optimize run; ``None`` hyperparameters are filled by :meth:`resolve` from
-    :data:`METHOD_DEFAULTS`, and the resolved config is written to ``config.json``."""
+    """One predict-then-optimize run; ``None`` fields are filled by :meth:`resolve` from :data:`PROBLEM_DEFAULTS`
+    (data and optimisation) and :data:`METHOD_DEFAULTS` (hyperparameters), and the resolved config is written to
+    ``config.json``."""
 
     problem: str = "shortest_path"
     method: str = "spo_plus"
-    # data (PyEPO's genData arguments)
-    num_train: int = 1000
+    # data (PyEPO's genData arguments; None: PROBLEM_DEFAULTS)
+    num_train: int | None = None
     num_test: int = 1000
     num_features: int = 5
-    deg: int = 4
+    deg: int | None = None
     noise_width: float = 0.5
-    data_seed: int = 42
+    data_seed: int | None = None  # genData's seed
+    split_seed: int | None = None  # train_test_split's random_state
     grid: int = 5  # shortest_path: a grid x grid grid
     num_items: int = 16  # knapsack
     dim: int = 2  # knapsack: resources
     capacity: float = 20.0  # knapsack: per resource
     num_nodes: int = 20  # tsp
-    # optimisation
-    epochs: int = 20
+    # optimisation (None: PROBLEM_DEFAULTS)
+    epochs: int | None = None
     batch_size: int = 32
-    learning_rate: float = 1e-2
+    learning_rate: float | None = None
     seed: int = 0
     # method hyperparameters (None: METHOD_DEFAULTS)
     lambd: float | None = None
@@ -126,11 +142,20 @@ class PTOConfig:
         values.update(overrides)
         return cls(**values)
 
+    def resolve_problem(self) -> PTOConfig:
+        """A copy with the problem's defaults in the unset data and optimisation fields."""
+        if self.problem not in PROBLEMS:
+            raise ValueError(f"problem must be one of {list(PROBLEMS)}; got {self.problem!r}")
+        defaults = PROBLEM_DEFAULTS[self.problem]
+        return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+
     def resolve(self) -> PTOConfig:
-        """A copy with the method's defaults in the unset hyperparameters (the others stay ``None``)."""
-        self.validate()
-        defaults = METHOD_DEFAULTS[self.method]
-        config = replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+        """A copy with the problem's and the method's defaults in the unset fields (unused hyperparameters stay
+        ``None``)."""
+        config = self.resolve_problem()
+        config.validate()
+        defaults = METHOD_DEFAULTS[config.method]
+        config = replace(config, **{k: v for k, v in defaults.items() if getattr(config, k) is None})
         config.validate()
         return config
 
@@ -141,15 +166,21 @@ class PTOConfig:
             raise ValueError(f"method must be one of {list(METHODS)}; got {self.method!r}")
         for name in ("num_train", "num_test", "num_features", "epochs", "batch_size", "eval_batch_size", "deg"):
             value = getattr(self, name)
+            if value is None and name in PROBLEM_DEFAULTS[self.problem]:
+                continue  # filled by resolve()
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+        for name in ("data_seed", "split_seed"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"{name} must be an integer >= 0 (or unset); got {value!r}")
         for name, low in (("grid", 2), ("num_items", 1), ("dim", 1), ("num_nodes", 3)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
         if not (self.noise_width >= 0 and math.isfinite(self.noise_width)):
             raise ValueError(f"noise_width must be finite and >= 0; got {self.noise_width!r}")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+        if self.learning_rate is not None and not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ValueError(f"learning_rate must be finite and > 0; got {self.learning_rate!r}")
         if not (self.capacity > 0 and math.isfinite(self.capacity)):
             raise ValueError(f"capacity must be finite and > 0; got {self.capacity!r}")
@@ -182,14 +213,15 @@ class PTOData:
 
 def data_key(config: PTOConfig) -> tuple:
     """The fields that determine the data: runs with equal keys can share one :class:`PTOData`."""
-    keys = ["problem", "num_train", "num_test", "num_features", "deg", "noise_width", "data_seed"]
+    keys = ["problem", "num_train", "num_test", "num_features", "deg", "noise_width", "data_seed", "split_seed"]
     keys += {"shortest_path": ["grid"], "knapsack": ["num_items", "dim"], "tsp": ["num_nodes"]}[config.problem]
     return tuple(getattr(config, k) for k in keys)
 
 
 def load_data(config: PTOConfig) -> PTOData:
     """PyEPO's data for ``config``: ``genData(num_train + num_test, ..., seed=data_seed)`` then sklearn's
-    ``train_test_split(test_size=num_test, random_state=data_seed)``, as the notebook."""
+    ``train_test_split(test_size=num_test, random_state=split_seed)``, as PyEPO's notebooks."""
+    config = config.resolve_problem()
     from sklearn.model_selection import train_test_split
 
     from ...pto import knapsack_data, shortest_path_data, tsp_data
@@ -206,7 +238,7 @@ def load_data(config: PTOConfig) -> PTOData:
         x, c = tsp_data(n, config.num_features, config.num_nodes, deg=config.deg, noise_width=config.noise_width,
                         seed=config.data_seed)
     x_train, x_test, c_train, c_test = train_test_split(x, c, test_size=config.num_test,
-                                                        random_state=config.data_seed)
+                                                        random_state=config.split_seed)
     return PTOData(config.problem, x_train, c_train, x_test, c_test, weights)
 
 
