@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds[:1] if args.quick else args.seeds
     if args.epochs is not None:
         base = replace(base, epochs=args.epochs)
+    base = base.resolve_problem()  # the problem's PyEPO notebook setting
     data = load_data(base)
     rows, results = [], []
     load_start = load_average()
