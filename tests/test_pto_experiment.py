@@ -48,6 +48,10 @@ def test_defaults_are_pyepo_notebook_settings():
     assert (knapsack.num_train, knapsack.num_items, knapsack.dim, knapsack.capacity, knapsack.deg, knapsack.data_seed,
             knapsack.split_seed, knapsack.epochs, knapsack.learning_rate) == (100, 16, 2, 20.0, 6, 135, 246, 40, 0.1)
     assert PTOConfig(problem="knapsack", num_train=500, epochs=3).resolve().num_train == 500  # options win
+    pfy = PTOConfig(problem="knapsack", method="pfy").resolve()  # the knapsack notebook's PFYL: 10 samples, σ 0.5
+    assert (pfy.num_samples, pfy.sigma) == (10, 0.5)
+    assert PTOConfig(problem="knapsack", method="nce").resolve().solve_ratio == 0.1
+    assert PTOConfig(method="pfy").resolve().num_samples == 1  # the shortest-path notebook's
     assert METHOD_DEFAULTS["dbb"] == {"lambd": 20.0} and METHOD_DEFAULTS["dpo"] == {"num_samples": 10, "sigma": 1.0}
     assert NOTEBOOK_REGRET_PCT[("shortest_path", "spo_plus")] == pytest.approx(7.4135)
     assert len(settings_for(PTOConfig(), "paper")) == len(PAPER_GRID) == 24
