@@ -37,9 +37,16 @@ our solvers maximise ``⟨θ, w⟩``, so the layers get ``θ̂ = −ĉ`` for min
 - ``nce``, ``cmap``: the contrastive losses over a solution pool seeded with the training set's optima, refreshed
   with probability ``solve_ratio`` per batch (PyEPO ``NCE``, ``contrastiveMAP``).
 - ``ltr_pointwise``, ``ltr_pairwise``, ``ltr_listwise``: learning to rank over the same pool (PyEPO
-  ``pointwiseLTR``, ``pairwiseLTR``, ``listwiseLTR``).
+  ``ptLTR``, ``prLTR``, ``lsLTR``).
 
-Unset hyperparameters (``None``) take :data:`METHOD_DEFAULTS`, PyEPO's values for its notebook.
+Unset hyperparameters (``None``) take :func:`method_defaults`: :data:`METHOD_DEFAULTS` (PyEPO's shortest-path
+notebook, or PyEPO's docs where the notebook lacks the method), overridden per problem by
+:data:`PROBLEM_METHOD_DEFAULTS` (the knapsack notebook's own settings).
+
+Differences from PyEPO that remain: knapsack labels among equally optimal solutions follow our solver's
+lowest-index tie rule, not Gurobi's (see ``docs/pto.md``); the batches are sliced from the stored tensors
+(:meth:`discograd.pto.OptDataset.batches`) rather than collated by a ``DataLoader`` (the same batches for a given
+permutation).
 """
 
 from __future__ import annotations
