@@ -156,3 +156,19 @@ def test_bad_configs_raise(overrides, message):
 def test_cli_reports_bad_options(capsys):
     assert main(["pto", "--quick", "--seeds", "-1", "--no-progress"]) == 2
     assert "seeds must be" in capsys.readouterr().err
+
+
+def test_aimle_starts_where_pyepos_does(tiny_data):
+    """PyEPO 2.2.7's adaptiveImplicitMLE starts with alpha = 1.0 (not 0: that gives no gradient until alpha has
+    grown, which on the 100-instance knapsack notebook is most of training)."""
+    from discograd.experiments.pto.train import build_solver
+    from discograd.pto import OptDataset
+
+    config = PTOConfig(method="aimle", **TINY).resolve()
+    solver = build_solver(config, tiny_data)
+    data = OptDataset(solver, tiny_data.x_train, tiny_data.c_train, sense="min")
+    method = make_method(config, solver, data.sols, torch.Generator().manual_seed(0))
+    assert float(method.module.target.beta) == 1.0
+    model = torch.nn.Linear(5, 40)
+    method(model(data.feats[:32]), data.costs[:32], data.sols[:32], data.objs[:32]).backward()
+    assert float(model.weight.grad.abs().sum()) > 0  # the first step already has a gradient

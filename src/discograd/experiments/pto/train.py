@@ -346,8 +346,9 @@ def make_method(config: PTOConfig, solver: Callable[..., Tensor], train_sols: Te
         if method == "imle":
             target = discograd.PerturbedTarget(config.lambd * config.num_samples)
         else:
-            target = discograd.AdaptiveTarget(d, update_step=1e-3, norm="batch", initial_running_nonzeros=d,
-                                              min_relative_norm=0.0)
+            # PyEPO 2.2.7 adaptiveImplicitMLE: alpha starts at 1.0 (self.alpha = 1.0), steps of 1e-3
+            target = discograd.AdaptiveTarget(d, update_step=1e-3, initial_beta=1.0, norm="batch",
+                                              initial_running_nonzeros=d, min_relative_norm=0.0)
         layer = discograd.imle(solver, noise=noise, temperature=config.sigma, target=target,
                                num_samples=config.num_samples, generator=generator)
         return Method(lambda cp, c, w, z: l1(layer(sign * cp).mean(0), w), layer)
