@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -175,8 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(["method", "PyEPO regret %", "discograd regret %", "within 1 std", "PyEPO s/epoch",
                         "discograd s/epoch", "speed-up"], rows))
     out = args.out if args.out is not None else RESULTS_DIR / f"pto-{args.problem}{'-quick' if args.quick else ''}.json"
-    write_json(out, {"environment": environment(torch.device("cpu")), "base_config": vars(base) if False else
-                     {k: getattr(base, k) for k in base.__dataclass_fields__}, "seeds": seeds,
+    write_json(out, {"environment": environment(torch.device("cpu")), "base_config": asdict(base), "seeds": seeds,
                      "load_average": [load_start, load_average()], "results": results})
     print(f"wrote {out}")
     return 0

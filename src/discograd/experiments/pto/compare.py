@@ -53,10 +53,11 @@ NOTEBOOK_REGRET_PCT: dict[tuple[str, str], float] = {
 
 def setting_name(config: PTOConfig) -> str:
     """The folder name of a data setting, e.g. ``n1000-deg4-e0.5``."""
-    return f"n{config.num_train}-deg{config.deg}-e{config.noise_width:g}"
+    return _setting_of(asdict(config))
 
 
 def _setting_of(final: dict[str, Any]) -> str:
+    """:func:`setting_name` of a run's final numbers (they hold its config's fields)."""
     return f"n{final['num_train']}-deg{final['deg']}-e{final['noise_width']:g}"
 
 
